@@ -1,0 +1,26 @@
+# relay: SMTP capture and relay server. Build: docker build -t relay .
+FROM python:3.12-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+
+RUN groupadd --system --gid 10001 relay \
+ && useradd --system --uid 10001 --gid relay --home-dir /data --no-create-home relay \
+ && mkdir /data && chown relay:relay /data
+
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY relay ./relay
+COPY web ./web
+RUN pip install . && rm -rf /src
+
+COPY docker/relay.toml /etc/relay/relay.toml
+
+USER relay
+WORKDIR /data
+VOLUME ["/data"]
+EXPOSE 1025 8025
+
+HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
+  CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8025/healthz', timeout=4).status != 200)"]
+
+CMD ["relay", "serve", "--config", "/etc/relay/relay.toml"]

@@ -1,0 +1,65 @@
+# One command per chore; CI calls the same ones.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+JS_STAMP := tests/js/node_modules/.installed
+
+.PHONY: run test check bench bench-compare bench-relay screenshots migration clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test,speed]'
+	touch $(STAMP)
+
+## run: serve with ./relay.toml (SMTP 127.0.0.1:1025, web http://127.0.0.1:8025/)
+run: $(STAMP)
+	$(BIN)/relay serve --config relay.toml
+
+# The real Mailpit client (npm mailpit-api) that the compatibility test drives.
+$(JS_STAMP): tests/js/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		npm ci --prefix tests/js --no-audit --no-fund --loglevel=error && touch $@; \
+	else echo "npm not found: tests/test_mailpit_client.py will be skipped"; fi
+
+## test: the whole suite
+test: $(STAMP) $(JS_STAMP)
+	$(BIN)/python -m pytest
+
+## check: lint and type-check
+check: $(STAMP)
+	$(BIN)/ruff check relay web tests bench
+	$(BIN)/ruff format --check relay web tests bench
+	$(BIN)/mypy
+
+## bench: ingest speed (beside the aiosmtpd null handler and smtp-sink), list, search and
+## count speed with 100,000 stored messages, then the web UI over HTTP on them (list,
+## search, a 1 MB message, memory); figures in docs/benchmarks.md
+bench: $(STAMP)
+	$(BIN)/python -m bench.ingest
+	$(BIN)/python -m bench.list_speed
+	$(BIN)/python -m bench.ui
+
+## bench-compare: ingest beside a throwaway Postfix on loopback (root, Debian package postfix)
+bench-compare: $(STAMP)
+	$(BIN)/python -m bench.compare
+
+## bench-relay: relay mode end to end to a recording sink (messages/s, upstream connections,
+## idle delivery delay), beside a throwaway Postfix when root
+bench-relay: $(STAMP)
+	$(BIN)/python -m bench.relay
+
+## screenshots: refresh docs/screenshots/ from the browser tests
+screenshots: $(STAMP)
+	RELAY_UPDATE_SCREENSHOTS=1 $(BIN)/python -m pytest tests/test_browser.py -k screenshots
+
+## migration: draft the next schema revision from relay/store/schema.py (m="what changed")
+migration: $(STAMP)
+	@test -n "$(m)" || { echo 'usage: make migration m="what changed"'; exit 2; }
+	$(BIN)/python -c 'import sys; from relay.store import migrate; print(migrate.draft(sys.argv[1]))' "$(m)"
+
+clean:
+	rm -rf $(VENV) tests/js/node_modules build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,5 @@
+"""relay: a local SMTP relay and capture server."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

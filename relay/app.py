@@ -1,0 +1,257 @@
+"""Composition root: builds the store, the delivery worker, the SMTP listeners and the web
+app on one loop, starts them in order, and stops them cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+from collections.abc import Iterator
+
+import uvicorn
+
+from relay import routing
+from relay.config import ROLES, Config, resolved
+from relay.delivery.worker import Worker
+from relay.errors import StartupError
+from relay.helpers import Helpers, PrimaryLink
+from relay.metrics import Metrics
+from relay.retention import Retention
+from relay.smtp.auth import Authenticator
+from relay.smtp.handler import Handler
+from relay.smtp.listener import Listener
+from relay.smtp.tls import listener_contexts
+from relay.store import Store
+
+log = logging.getLogger(__name__)
+
+
+class _WebServer(uvicorn.Server):
+    """uvicorn's server, leaving signal handling to `Relay`."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _bind(host: str, port: int, what: str, reuse_port: bool = False) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        reason = exc.strerror or exc
+        raise StartupError(f"{what} cannot listen on {host}:{port}: {reason}") from None
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+class Relay:
+    """One relay process: SMTP listeners, store, delivery worker (with retention) and web UI
+    sharing one event loop; `[server] roles` says which of them run here."""
+
+    def __init__(
+        self, config: Config, helper_command: list[str] | None = None, helper: bool = False
+    ) -> None:
+        """`helper_command` starts an SMTP helper process (`[server] smtp_processes`; the
+        helper's number is appended); `helper` makes this process one (relay.helpers)."""
+        config = resolved(config)
+        self.config = config
+        self.roles = frozenset(config.server.roles)
+        self.store = Store(config.storage)
+        self.metrics = Metrics()
+        authenticator = Authenticator(config.auth)
+        self.listeners = [
+            Listener(
+                lc, config.server, Handler(config, lc, self.store), authenticator, self.metrics
+            )
+            for lc in config.listener
+            if "smtp" in self.roles
+        ]
+        for listener in self.listeners:
+            self.metrics.watch_sessions(listener.config.name, listener.sessions.__len__)
+        # Retention is housekeeping of the queue: it runs where delivery does.
+        self.retention: Retention | None = None
+        self.worker: Worker | None = None
+        if "delivery" in self.roles:
+            self.retention = Retention(config.storage, self.store, self.metrics)
+            self.worker = Worker(config, self.store, metrics=self.metrics)
+            self.metrics.watch_connections(self.worker.sender.open_connections)
+        self.helpers: Helpers | None = None
+        wanted = config.server.smtp_processes - 1
+        if helper_command is not None and wanted > 0 and "smtp" in self.roles:
+            self.helpers = Helpers(helper_command, wanted, self.store.events)
+        self.link: PrimaryLink | None = None
+        if helper:
+            forward = self.store.db.is_sqlite  # PostgreSQL's NOTIFY tells the primary
+            self.link = PrimaryLink(self.store.events, forward, self.request_stop)
+        # Several processes commit to one SQLite file: let them take turns at once.
+        self.store.db.take_turns = self.helpers is not None or helper
+        self._web: _WebServer | None = None
+        self._web_task: asyncio.Task[None] | None = None
+        self._web_socket: socket.socket | None = None
+        self._stopping = asyncio.Event()
+        self._starting: asyncio.Future[None] | None = None
+
+    @property
+    def web_address(self) -> tuple[str, int]:
+        """The address the web UI is bound to."""
+        assert self._web_socket is not None
+        host, port = self._web_socket.getsockname()[:2]
+        return str(host), int(port)
+
+    async def start(self) -> None:
+        """Open the store, then start this process's roles; log what serves where."""
+        try:
+            await self.store.open()
+            if self.roles & {"web", "delivery"}:
+                await self.store.listen()  # other processes' changes (PostgreSQL)
+            if self.worker is not None:
+                await self.worker.start()
+            if self.link is not None:
+                await self.link.start()
+            if self.listeners:
+                await self._start_listeners()
+            if self.helpers is not None:
+                await self.helpers.start()
+                log.info(
+                    "smtp: %d processes share the listeners' ports (helpers: pid %s)",
+                    self.config.server.smtp_processes,
+                    ", ".join(map(str, self.helpers.pids)),
+                )
+            if "web" in self.roles:  # last: when it answers, every process accepts mail
+                await self._start_web()
+        except BaseException:
+            await self.stop()
+            raise
+        if self.link is not None:
+            self.link.ready()
+        storage = self.config.storage
+        if self.store.indexer is not None and "web" in self.roles:
+            self.store.indexer.start()  # search index (SQLite), filled while ingest is idle
+        if self.retention is not None:
+            self.retention.start()
+            if storage.retention:
+                log.info(
+                    "retention: at most %s messages, none older than %s (queued mail is kept)",
+                    storage.max_messages or "any number of",
+                    storage.max_age or "any age",
+                )
+        db = self.store.db
+        detail = (
+            f"SQLite, WAL, synchronous={self.config.storage.sqlite_synchronous}"
+            if db.is_sqlite
+            else "PostgreSQL"
+        )
+        log.info("database %s (%s)", db.display_url, detail)
+        if self.roles != set(ROLES):
+            log.info("roles: %s", ", ".join(r for r in ROLES if r in self.roles))
+        log.info("mode %s: %s", self.config.mode, routing.describe(self.config.route))
+
+    async def _start_listeners(self) -> None:
+        contexts = await listener_contexts(self.config)
+        for listener in self.listeners:
+            await listener.start(contexts.get(listener.config.name))
+            host, port = listener.bound
+            lc = listener.config
+            log.info(
+                "smtp listener %r (%s) on %s:%d: STARTTLS %s, AUTH %s",
+                lc.name,
+                lc.kind,
+                host,
+                port,
+                "n/a (implicit TLS)" if lc.implicit_tls else lc.starttls,
+                lc.auth,
+            )
+
+    async def _start_web(self) -> None:
+        from web import create_app  # the only import of the web package from relay/
+
+        web = self.config.web
+        self._web_socket = _bind(web.host, web.port, "web UI", web.reuse_port)
+        app = create_app(self.config, self.store, self.metrics, self.problems)
+        self._web = _WebServer(
+            uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
+        )
+        self._web_task = asyncio.create_task(self._web.serve(sockets=[self._web_socket]))
+        while not self._web.started:
+            if self._web_task.done():
+                self._web_task.result()
+                raise StartupError("web UI stopped during start-up")
+            await asyncio.sleep(0.01)
+        host, port = self.web_address
+        log.info("web UI on http://%s:%d/", host, port)
+
+    async def stop(self) -> None:
+        """Stop accepting and drain SMTP sessions while deliveries in flight finish or give
+        their leases back; stop the web UI; close the database."""
+        timeout = self.config.server.shutdown_timeout
+        await asyncio.gather(
+            *([self.helpers.stop(timeout)] if self.helpers is not None else []),
+            *([self.retention.stop()] if self.retention is not None else []),
+            *([self.store.indexer.stop()] if self.store.indexer is not None else []),
+            *(listener.stop(timeout) for listener in self.listeners),
+            *([self.worker.stop(timeout)] if self.worker is not None else []),
+        )
+        self.store.events.close()  # ends the web UI's event streams, so that it can stop
+        if self._web is not None and self._web_task is not None:
+            self._web.should_exit = True
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._web_task, timeout + 1)
+        if self._web_socket is not None:
+            self._web_socket.close()
+        if self.link is not None:
+            await self.link.stop()
+        await self.store.close()
+        log.info("stopped")
+
+    async def problems(self) -> list[str]:
+        """What keeps this relay from being ready to take mail (empty: ready)."""
+        found = []
+        try:
+            await self.store.db.ping()
+        except Exception as exc:  # noqa: BLE001 - any failure means "not ready", said as is
+            found.append(f"database unreachable: {exc}")
+        for listener in self.listeners:
+            if not listener.serving:
+                found.append(f"listener {listener.config.name!r} is not accepting connections")
+        return found
+
+    def request_stop(self) -> None:
+        """Ask `run` to stop (safe from a signal handler); during start-up, cancel it."""
+        self._stopping.set()
+        if self._starting is not None:
+            self._starting.cancel()
+
+    async def run(self) -> None:
+        """Start, serve until SIGTERM or SIGINT (or `request_stop`), then stop cleanly."""
+        loop = asyncio.get_running_loop()
+        # Before starting: a signal during start-up (which with helpers takes a second or
+        # two) cancels it (`request_stop`), and what had started is stopped cleanly.
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self._on_signal, sig)
+        self._starting = asyncio.ensure_future(self.start())
+        try:
+            await self._starting
+        except asyncio.CancelledError:
+            if self._stopping.is_set():
+                return  # `request_stop` cancelled start-up; start() stopped what it had begun
+            raise
+        finally:
+            self._starting = None
+        try:
+            await self._stopping.wait()
+        finally:
+            await self.stop()
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        log.info("received %s: stopping", sig.name)
+        self.request_stop()

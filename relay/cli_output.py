@@ -1,0 +1,107 @@
+"""What every `relay` subcommand shares: exit codes scripts can trust, finding the
+config and the database, and output as a table for people or JSON for scripts."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from relay.config import Config, StorageConfig, load_config, with_overrides
+from relay.store import Store
+
+EXIT_OK = 0  # done
+EXIT_FAILURE = 1  # the command could not do its job (the server failed to start)
+EXIT_NOT_FOUND = 1  # nothing matched, no such message or recipient, nothing changed
+EXIT_USAGE = 2  # bad configuration or arguments
+EXIT_UNAVAILABLE = 3  # the database cannot be reached, or holds no relay data
+DEFAULT_CONFIG = "relay.toml"
+
+
+def load(path: str | None) -> Config:
+    """The config in `path`, else ./relay.toml when present, else the defaults."""
+    if path is None and Path(DEFAULT_CONFIG).exists():
+        path = DEFAULT_CONFIG
+    return load_config(path)
+
+
+def load_for(args: argparse.Namespace) -> Config:
+    """The config a command's --config and --db flags name (raises ConfigError)."""
+    return with_overrides(load(args.config), db=getattr(args, "db", None))
+
+
+async def open_existing(storage: StorageConfig) -> Store:
+    """The store of an existing relay database, never creating one; LookupError when
+    there is none (a missing SQLite file, an empty database) or its schema is another."""
+    store = Store(storage)
+    try:
+        path = Path(str(store.db.url.database))
+        if store.db.is_sqlite and not await asyncio.to_thread(path.exists):
+            raise LookupError(f"no relay database at {store.db.url.database}")
+        schema = await store.db.schema_state()
+        if schema.current is None:
+            raise LookupError(f"no relay database at {store.db.display_url}")
+        if not schema.up_to_date:
+            raise LookupError(
+                f"the database schema is at revision {schema.describe()}, this relay needs"
+                f" {schema.head}: run `relay db upgrade`"
+            )
+    except BaseException:
+        await store.close()
+        raise
+    return store
+
+
+def print_json(data: Any, out: TextIO | None = None) -> None:
+    """`data` as indented JSON on stdout."""
+    print(json.dumps(data, indent=2, sort_keys=False), file=out or sys.stdout)
+
+
+def table(rows: Sequence[Sequence[object]], header: Sequence[str] | None = None) -> str:
+    """Rows as aligned columns (numbers right-aligned), with an optional header line."""
+    lines = [list(map(str, row)) for row in rows]
+    if header is not None:
+        lines.insert(0, list(header))
+    if not lines:
+        return ""
+    widths = [max(len(line[i]) for line in lines if i < len(line)) for i in range(len(lines[0]))]
+    out = []
+    for line in lines:
+        cells = [
+            cell.rjust(width) if cell.replace(".", "", 1).isdigit() else cell.ljust(width)
+            for cell, width in zip(line, widths, strict=False)
+        ]
+        out.append("  ".join(cells).rstrip())
+    return "\n".join(out)
+
+
+def fail(message: str, code: int = EXIT_FAILURE) -> int:
+    """Print `relay: message` on stderr and return `code`."""
+    print(f"relay: {message}", file=sys.stderr)
+    return code
+
+
+def age(seconds: float | None) -> str:
+    """A length of time for people: "45s", "3m 10s", "2h 5m", "4d 1h"; "-" for None."""
+    if seconds is None:
+        return "-"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    return f"{minutes}m {secs}s" if minutes else f"{secs}s"
+
+
+def iso_time(epoch: float | None) -> str | None:
+    """An epoch as ISO 8601 UTC to the second, for JSON; None stays None."""
+    if epoch is None:
+        return None
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -1,0 +1,171 @@
+"""What `relay queue` prints: tables for people and plain data for --json (pure)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from relay.cli_output import age, iso_time, table
+from relay.status import next_attempt
+from relay.store import Group, MessageRow, QueuePage, QueueRow, RecipientTimeline
+
+REPLY_WIDTH = 60
+
+
+def reply(code: int | None, enhanced: str | None, text: str | None, width: int = 0) -> str:
+    """A reply in one line: "451 4.7.1 Greylisted", cut to `width` (0: whole)."""
+    parts = (str(code or ""), enhanced or "", " ".join((text or "").split()))
+    words = " ".join(p for p in parts if p)
+    if width and len(words) > width:
+        return words[: width - 1] + "…"
+    return words or "-"
+
+
+def next_try(epoch: float | None, now: float, status: str = "deferred") -> str:
+    """When a recipient in `status` is tried next, for people: "in 4m 10s", "due", or "-"."""
+    epoch = next_attempt(status, epoch)
+    if epoch is None:
+        return "-"
+    return "due" if epoch <= now else f"in {age(epoch - now)}"
+
+
+def row_data(row: QueueRow) -> dict[str, Any]:
+    """One queue recipient as JSON data."""
+    return {
+        "id": row.id,
+        "message_id": row.message_id,
+        "address": row.address,
+        "route": row.route,
+        "destination": row.destination,
+        "status": row.status,
+        "attempts": row.attempts,
+        "next_attempt_at": iso_time(next_attempt(row.status, row.next_attempt_at)),
+        "last_code": row.last_code,
+        "last_enhanced": row.last_enhanced,
+        "last_text": row.last_text,
+        "error_group": str(row.error),
+        "received_at": iso_time(row.received_at),
+        "mail_from": row.mail_from,
+        "subject": row.subject,
+    }
+
+
+def render_list(page: QueuePage, now: float) -> str:
+    """A page of the queue as a table, with how much of the total it shows."""
+    rows = [
+        [
+            r.id,
+            r.status,
+            r.attempts,
+            next_try(r.next_attempt_at, now, r.status),
+            r.destination,
+            r.address,
+            reply(r.last_code, r.last_enhanced, r.last_text, REPLY_WIDTH),
+        ]
+        for r in page.rows
+    ]
+    header = ["ID", "STATUS", "TRIES", "NEXT TRY", "DESTINATION", "ADDRESS", "LAST REPLY"]
+    first = page.offset + 1
+    footer = f"{first}-{page.offset + len(page.rows)} of {page.total}"
+    return f"{table(rows, header=header)}\n\n{footer}"
+
+
+def group_data(group: Group) -> dict[str, Any]:
+    """One destination or error group as JSON data."""
+    return {
+        "key": group.key,
+        "count": group.count,
+        "deferred": group.deferred,
+        "failed": group.failed,
+        "held": group.held,
+        "oldest": iso_time(group.oldest),
+        "next_attempt_at": iso_time(group.next_attempt_at),
+        "code": group.code,
+        "enhanced": group.enhanced,
+        "sample": group.sample,
+    }
+
+
+def render_groups(by: str, groups: list[Group], now: float) -> str:
+    """Groups as a table, largest first; an error group's key (for --error) comes last."""
+    counts = ["COUNT", "DEFERRED", "FAILED", "HELD", "OLDEST", "NEXT TRY"]
+    rows = [
+        [g.count, g.deferred, g.failed, g.held, age(now - g.oldest),
+         next_try(g.next_attempt_at, now)]
+        for g in groups
+    ]  # fmt: skip
+    if by == "error":
+        return table([[*r, g.key] for r, g in zip(rows, groups, strict=True)], [*counts, "ERROR"])
+    return table([[g.key, *r] for r, g in zip(rows, groups, strict=True)], ["DESTINATION", *counts])
+
+
+def message_data(row: MessageRow, timeline: list[RecipientTimeline]) -> dict[str, Any]:
+    """A message with each recipient's state and attempts, as JSON data."""
+    return {
+        "id": row.id,
+        "mail_from": row.mail_from,
+        "subject": row.subject,
+        "received_at": iso_time(row.received_at),
+        "status": row.status,
+        "recipients": [
+            {
+                "id": r.id,
+                "address": r.address,
+                "route": r.route,
+                "status": r.status,
+                "attempts": r.attempts,
+                "next_attempt_at": iso_time(next_attempt(r.status, r.next_attempt_at)),
+                "last_code": r.last_code,
+                "last_enhanced": r.last_enhanced,
+                "last_text": r.last_text,
+                "history": [
+                    {
+                        "started_at": iso_time(a.started_at),
+                        "duration": round(a.duration, 3),
+                        "host": a.host,
+                        "code": a.code,
+                        "enhanced": a.enhanced,
+                        "text": a.text,
+                    }
+                    for a in r.history
+                ],
+            }
+            for r in timeline
+        ],
+    }
+
+
+def render_message(row: MessageRow, timeline: list[RecipientTimeline], now: float) -> str:
+    """A message, its recipients and their attempts, for people."""
+    head = table(
+        [
+            ["message", row.id],
+            ["from", row.mail_from or "<>"],
+            ["subject", row.subject],
+            ["received", f"{iso_time(row.received_at)} ({age(now - row.received_at)} ago)"],
+            ["status", row.status],
+        ]
+    )
+    recipients = table(
+        [
+            [
+                r.id,
+                r.status,
+                r.route,
+                r.attempts,
+                next_try(r.next_attempt_at, now, r.status),
+                r.address,
+            ]
+            for r in timeline
+        ],
+        header=["ID", "STATUS", "ROUTE", "TRIES", "NEXT TRY", "ADDRESS"],
+    )
+    attempts = [
+        [r.address, iso_time(a.started_at), a.host or "-", f"{a.duration:.1f}s",
+         reply(a.code, a.enhanced, a.text)]
+        for r in timeline
+        for a in r.history
+    ]  # fmt: skip
+    parts = [head, "", recipients]
+    if attempts:
+        parts += ["", table(attempts, header=["RECIPIENT", "TIME", "HOST", "TOOK", "REPLY"])]
+    return "\n".join(parts)

@@ -1,0 +1,1 @@
+"""Delivery: the queue worker, connection pools per destination, MX lookup, retry policy."""

@@ -1,0 +1,143 @@
+"""Sending one envelope to one destination: which hosts, which pool, what came back.
+
+A route "relay:NAME" goes to `[upstream.NAME]`; "relay:mx" to the recipient domain's MX
+hosts in preference order (the next host when one cannot be reached). A pooled connection
+that turns out broken, or closing (421 to every recipient: the server timed it out while
+it was idle), is dropped and the envelope sent again on a fresh one: that try does not
+count as an attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+import aiosmtplib
+
+from relay.config import Config, ConnectionSettings
+from relay.delivery import retry, session
+from relay.delivery.mx import MxResolver
+from relay.delivery.pool import Pool, Target
+from relay.delivery.retry import Reply
+from relay.delivery.session import Envelope
+from relay.errors import DeliveryError
+from relay.store.queue import MX_ROUTE
+
+log = logging.getLogger(__name__)
+
+UNKNOWN_ROUTE = "4.3.5"  # system incorrectly configured
+SERVICE_CLOSING = 421
+
+
+@dataclass(frozen=True)
+class Sent:
+    """The outcome of sending one envelope: the host that answered and a reply per recipient."""
+
+    host: str
+    replies: list[Reply]
+
+
+class Sender:
+    """Pools per destination, shared by every delivery of one process."""
+
+    def __init__(self, config: Config, resolver: MxResolver | None = None) -> None:
+        self.config = config
+        self.resolver = resolver or MxResolver()
+        self.local_hostname = config.server.host_name
+        self.pools: dict[str, Pool] = {}
+        self._closing: set[asyncio.Task[None]] = set()
+
+    def settings(self, route: str) -> ConnectionSettings:
+        """The connection settings that apply to a route (MX, an upstream, else defaults)."""
+        if route == MX_ROUTE:
+            return self.config.mx
+        upstream = self.config.upstream.get(route.removeprefix("relay:"))
+        return upstream if upstream is not None else ConnectionSettings()
+
+    async def _targets(self, route: str, domain: str) -> list[Target]:
+        if route == MX_ROUTE:
+            mx = self.config.mx
+            hosts = await self.resolver.hosts(domain)
+            return [Target(f"mx:{h.name}", h.name, mx.port, mx, h.addresses) for h in hosts]
+        name = route.removeprefix("relay:")
+        upstream = self.config.upstream.get(name)
+        if not route.startswith("relay:") or upstream is None:
+            text = f"route {route!r} names no [upstream] in the configuration"
+            raise DeliveryError(0, text, True, UNKNOWN_ROUTE)
+        target = Target(
+            f"upstream:{name}",
+            upstream.host,
+            upstream.port,
+            upstream,
+            username=upstream.username,
+            password=upstream.password,
+        )
+        return [target]
+
+    def _pool(self, target: Target) -> Pool:
+        pool = self.pools.get(target.key)
+        if pool is not None and pool.target != target:  # the host's addresses changed
+            stale = asyncio.create_task(pool.close())
+            self._closing.add(stale)
+            stale.add_done_callback(self._closing.discard)
+            pool = None
+        if pool is None:
+            pool = self.pools[target.key] = Pool(target, self.local_hostname)
+        return pool
+
+    async def send(self, route: str, domain: str, envelope: Envelope) -> Sent:
+        """Send `envelope` along `route`; every failure becomes replies, nothing raises."""
+        count = len(envelope.recipients)
+        try:
+            targets = await self._targets(route, domain)
+        except DeliveryError as exc:
+            return Sent("", [retry.from_exception(exc)] * count)
+        failure: Reply | None = None
+        for target in targets:
+            pool = self._pool(target)
+            try:
+                return await self._over(pool, envelope)
+            except (aiosmtplib.SMTPException, OSError) as exc:
+                # Could not get a usable connection to this host: try the next one.
+                failure = retry.from_exception(exc)
+        assert failure is not None
+        last = targets[-1]
+        return Sent(f"{last.host}:{last.port}", [failure] * count)
+
+    async def _over(self, pool: Pool, envelope: Envelope) -> Sent:
+        """Send over a pooled connection; a reused one that is broken or closing is replaced,
+        for free."""
+        while True:
+            conn = await pool.acquire()
+            try:
+                replies = await session.transact(conn.smtp, envelope)
+            except (aiosmtplib.SMTPServerDisconnected, ConnectionError) as exc:
+                pool.discard(conn)
+                if conn.reused:
+                    log.info(
+                        "%s: reused connection broke (%s); sending on a new one", conn.label, exc
+                    )
+                    continue
+                return Sent(conn.label, [retry.from_exception(exc)] * len(envelope.recipients))
+            except (aiosmtplib.SMTPException, OSError) as exc:
+                pool.discard(conn)
+                return Sent(conn.label, [retry.from_exception(exc)] * len(envelope.recipients))
+            except BaseException:
+                pool.discard(conn)
+                raise
+            if conn.reused and all(r.code == SERVICE_CLOSING for r in replies):
+                pool.discard(conn)
+                log.info("%s: reused connection is closing (421); sending on a new one", conn.label)
+                continue
+            conn.messages += 1
+            pool.release(conn)
+            return Sent(conn.label, replies)
+
+    def open_connections(self) -> dict[str, int]:
+        """Connections open now, by destination (the pool's key)."""
+        return {key: pool.open for key, pool in self.pools.items()}
+
+    async def close(self) -> None:
+        """Close every pool's idle connections."""
+        await asyncio.gather(*(pool.close() for pool in self.pools.values()), *self._closing)

@@ -1,0 +1,383 @@
+"""The delivery worker: claims due recipients and sends them, many destinations at once.
+
+It wakes when the store announces a committed change, its own or (PostgreSQL NOTIFY)
+another process's, with no polling delay, and otherwise sleeps until the next retry or
+foreign lease falls due (at most `poll_interval`, a fallback for lost notifications).
+Claimed recipients are grouped per message per destination, one SMTP transaction each;
+every group runs in its own task and waits only for its own destination's pool, so one
+slow or dead destination never delays the others. A
+destination with a backlog of twice its `max_connections` groups gets no more claims until
+it drains. Leases are renewed while deliveries run; on stop, deliveries in flight get
+`grace` seconds to finish and the rest give their leases back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import secrets
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from relay import address, ids, mime, routing
+from relay.clock import Clock, SystemClock
+from relay.config import Config
+from relay.delivery import dsn, retry
+from relay.delivery.mx import MxResolver
+from relay.delivery.retry import Reply
+from relay.delivery.sender import Sender, Sent
+from relay.delivery.session import Envelope
+from relay.metrics import Metrics
+from relay.status import Status
+from relay.store import Claim, NewMessage, NewRecipient, Result, Store
+from relay.store.queue import MX_ROUTE
+
+log = logging.getLogger(__name__)
+
+WAKING_EVENTS = frozenset({"message", "due", "wake"})
+"""Mail stored, recipients due now (retried, released, given back), or "look again" (the
+LISTEN connection was re-established). Other status changes, such as another process's
+deliveries, do not wake the worker: they make nothing due."""
+INTERNAL = "4.3.0"  # other or undefined mail system status
+RETRY_AFTER_ERROR = 1.0
+"""Seconds before looking at the queue again after it could not be read (doubling)."""
+
+
+def destination(claim: Claim) -> str:
+    """The destination a claimed recipient goes to: its route, or "mx:DOMAIN"."""
+    return f"mx:{claim.domain}" if claim.route == MX_ROUTE else claim.route
+
+
+@dataclass(frozen=True)
+class Group:
+    """Recipients of one message for one destination: one SMTP transaction (or a few)."""
+
+    destination: str
+    claims: tuple[Claim, ...]
+
+    @property
+    def first(self) -> Claim:
+        """The first claim: message, sender and route are the same for all."""
+        return self.claims[0]
+
+
+def group(claims: Sequence[Claim]) -> list[Group]:
+    """Claims grouped per message per destination, in claim order."""
+    groups: dict[tuple[str, str], list[Claim]] = {}
+    for claim in claims:
+        groups.setdefault((claim.message_id, destination(claim)), []).append(claim)
+    return [Group(dest, tuple(members)) for (_, dest), members in groups.items()]
+
+
+def _chunks(claims: Sequence[Claim], size: int) -> Iterator[Sequence[Claim]]:
+    for start in range(0, len(claims), size):
+        yield claims[start : start + size]
+
+
+class Worker:
+    """Delivers queued recipients for one process."""
+
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        *,
+        clock: Clock | None = None,
+        resolver: MxResolver | None = None,
+        rng: random.Random | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.config = config
+        self.metrics = metrics
+        self.policy = config.delivery
+        self.store = store
+        self.clock: Clock = clock or SystemClock()
+        self.sender = Sender(config, resolver)
+        self.rng = rng or random.Random()
+        self.owner = f"{config.server.host_name}:{os.getpid()}:{secrets.token_hex(4)}"
+        self._wake = asyncio.Event()
+        self.sleeping = asyncio.Event()  # set while nothing but a wake-up or a timer is left
+        self._stopping = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self._jobs: set[asyncio.Task[None]] = set()
+        self._in_flight: dict[int, Claim] = {}
+        self._backlog: Counter[str] = Counter()
+
+    async def start(self) -> None:
+        """Take back leases a killed process left (SQLite: this process owns the queue), run."""
+        if self.store.db.is_sqlite:
+            freed = await self.store.queue.release_all_leases(self.clock.now())
+            if freed:
+                log.warning("%d deliveries left unfinished by the last run are queued again", freed)
+        self._tasks = [
+            asyncio.create_task(self._listen(), name="delivery-events"),
+            asyncio.create_task(self._run(), name="delivery-claims"),
+            asyncio.create_task(self._renew(), name="delivery-leases"),
+        ]
+
+    def poke(self) -> None:
+        """Look at the queue now (tests call it after moving their clock)."""
+        self._wake.set()
+
+    @property
+    def in_flight(self) -> int:
+        """Recipients claimed and not finished."""
+        return len(self._in_flight)
+
+    async def _listen(self) -> None:
+        async with self.store.events.subscribe() as events:
+            while True:
+                event = await events.get()
+                if event.kind in WAKING_EVENTS and event.due:
+                    self._wake.set()
+
+    async def _run(self) -> None:
+        failures = 0
+        while not self._stopping:
+            self._wake.clear()
+            delay = self.policy.poll_interval
+            try:
+                await self._claim_all()
+                if not self._wake.is_set():  # woken meanwhile: claim again, no need to ask
+                    due = await self.store.queue.next_due(self.clock.now(), self.owner)
+                    if due is not None:
+                        delay = max(0.0, min(delay, due - self.clock.now()))
+                failures = 0
+            except Exception:
+                # A database restart costs one failed statement: try again soon, backing off.
+                delay = min(delay, RETRY_AFTER_ERROR * 2**failures)
+                failures += 1
+                log.exception("delivery: cannot read the queue; trying again in %.0fs", delay)
+            if self._stopping:
+                return
+            if not self._wake.is_set():
+                self.sleeping.set()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), delay)
+            self.sleeping.clear()
+
+    def _busy(self) -> tuple[set[str], set[str]]:
+        routes: set[str] = set()
+        domains: set[str] = set()
+        for dest, groups in self._backlog.items():
+            route = MX_ROUTE if dest.startswith("mx:") else dest
+            if groups >= 2 * self.sender.settings(route).max_connections:
+                if dest.startswith("mx:"):
+                    domains.add(dest.removeprefix("mx:"))
+                else:
+                    routes.add(dest)
+        return routes, domains
+
+    async def _claim_all(self) -> None:
+        while not self._stopping:
+            room = self.policy.max_in_flight - len(self._in_flight)
+            if room <= 0:
+                return
+            limit = min(self.policy.batch_size, room)
+            busy_routes, busy_domains = self._busy()
+            now = self.clock.now()
+            claims = await self.store.queue.claim(
+                self.owner, now, self.policy.lease, limit, busy_routes, busy_domains
+            )
+            for g in group(claims):
+                self._launch(g)
+            if len(claims) < limit:
+                return
+
+    def _launch(self, g: Group) -> None:
+        for claim in g.claims:
+            self._in_flight[claim.id] = claim
+        self._backlog[g.destination] += 1
+        task = asyncio.create_task(self._deliver(g), name=f"deliver-{g.first.message_id}")
+        self._jobs.add(task)
+
+        def done(_: asyncio.Task[None]) -> None:
+            if not task.cancelled() and task.exception() is not None:
+                log.error("delivery task failed", exc_info=task.exception())
+            self._jobs.discard(task)
+            self._backlog[g.destination] -= 1
+            if self._backlog[g.destination] <= 0:
+                del self._backlog[g.destination]
+            self._wake.set()  # capacity freed: claim more
+
+        task.add_done_callback(done)
+
+    async def _deliver(self, g: Group) -> None:
+        first = g.first
+        try:
+            raw = await self.store.raw_to_send(first.message_id)
+        except Exception:
+            log.exception("could not read message %s to send it", first.message_id)
+            await self._give_back([c.id for c in g.claims])
+            raw = None
+        if raw is None:  # or deleted meanwhile: its recipients went with it
+            self._forget(g.claims)
+            return
+        settings = self.sender.settings(first.route)
+        for chunk in _chunks(g.claims, settings.max_recipients):
+            try:
+                await self._send(chunk, raw)
+            except Exception:
+                log.exception("could not record the delivery of %s", first.message_id)
+                await self._give_back([c.id for c in chunk])
+            # Not when cancelled: `stop` gives back what is still in flight.
+            self._forget(chunk)
+
+    def _forget(self, claims: Sequence[Claim]) -> None:
+        for claim in claims:
+            self._in_flight.pop(claim.id, None)
+
+    async def _send(self, chunk: Sequence[Claim], raw: bytes) -> None:
+        first = chunk[0]
+        loop = asyncio.get_running_loop()
+        started, clock_start = self.clock.now(), loop.time()
+        envelope = Envelope(first.mail_from, tuple(c.address for c in chunk), raw)
+        try:
+            sent = await self.sender.send(first.route, first.domain, envelope)
+        except Exception as exc:
+            # A bug, not the upstream: defer with backoff rather than retry in a hot loop.
+            log.exception("delivery of %s failed unexpectedly", first.message_id)
+            error = retry.local(f"internal error: {type(exc).__name__}: {exc}", INTERNAL)
+            sent = Sent("", [error] * len(chunk))
+        duration = loop.time() - clock_start
+        now = self.clock.now()
+        results: list[Result] = []
+        failures: list[dsn.Failure] = []
+        for claim, reply in zip(chunk, sent.replies, strict=True):
+            verdict = retry.decide(
+                reply,
+                claim.attempts + 1,
+                claim.received_at,
+                now,
+                self.policy,
+                self.rng.uniform(-1.0, 1.0),
+            )
+            results.append(_result(claim, verdict, reply, sent.host, started, duration))
+            if verdict.gave_up:
+                log.warning("%s to=<%s>: giving up, too old", claim.message_id, claim.address)
+            if verdict.status is Status.FAILED:
+                failures.append(dsn.Failure(claim.address, reply, sent.host, verdict.gave_up))
+        if failures and self.policy.dsn and dsn.wanted(first.mail_from):
+            # Before the result: a crash in between may bounce twice, never not at all.
+            try:
+                await self._bounce(first, raw, failures, now)
+            except Exception:
+                log.exception("%s: could not store the bounce", first.message_id)
+        await self.store.queue.finish(self.owner, results, now)
+        if self.metrics is not None:
+            outcomes = Counter(result.status.value for result in results)
+            self.metrics.delivery_attempt(destination(first), dict(outcomes), duration)
+        for claim, result in zip(chunk, results, strict=True):
+            log.info(
+                "%s to=<%s> via %s: %s (%s)",
+                result.message_id,
+                claim.address,
+                sent.host or first.route,
+                result.status.value,
+                " ".join(str(p) for p in (result.code, result.enhanced, result.text) if p),
+            )
+
+    async def _bounce(
+        self, claim: Claim, raw: bytes, failures: Sequence[dsn.Failure], now: float
+    ) -> None:
+        """Store a DSN to the sender; it is routed (and relayed or captured) like any mail."""
+        hostname = self.config.server.host_name
+        data = dsn.build(
+            original=raw,
+            mail_from=claim.mail_from,
+            failures=failures,
+            hostname=hostname,
+            received_at=claim.received_at,
+            now=now,
+        )
+        decision = routing.route(claim.mail_from, self.config.route)
+        if decision.action == "reject":
+            log.info("%s: no bounce, the sender's route rejects it", claim.message_id)
+            return
+        status = Status.QUEUED if decision.action == "relay" else Status.CAPTURED
+        bounce = NewMessage(
+            id=ids.new_id(now),
+            received_at=now,
+            mail_from="",
+            recipients=[NewRecipient(claim.mail_from, decision.label, status)],
+            raw=data,
+            summary=mime.summarize(data),
+            listener="dsn",
+            peer="127.0.0.1",
+            helo=hostname,
+        )
+        await self.store.add_message(bounce)
+        log.info(
+            "%s: bounce %s to <%s> (%s)",
+            claim.message_id,
+            bounce.id,
+            claim.mail_from,
+            address.domain_of(claim.mail_from),
+        )
+
+    async def _give_back(self, claim_ids: Sequence[int]) -> None:
+        try:
+            await self.store.queue.give_back(self.owner, claim_ids, self.clock.now())
+        except Exception:
+            log.exception("could not give back %d leases; they lapse on their own", len(claim_ids))
+
+    async def _renew(self) -> None:
+        while True:
+            await asyncio.sleep(self.policy.lease / 3)
+            if not self._in_flight:
+                continue
+            try:
+                until = self.clock.now() + self.policy.lease
+                await self.store.queue.renew(self.owner, list(self._in_flight), until)
+            except Exception:
+                log.exception("could not renew delivery leases")
+
+    async def stop(self, grace: float) -> None:
+        """Stop claiming; let deliveries finish for `grace` s; give back what is left."""
+        self._stopping = True
+        self._wake.set()
+        runner = self._tasks[1] if len(self._tasks) > 1 else None
+        if runner is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(runner, grace + 5)
+        if self._jobs:
+            log.info("delivery: waiting up to %.0fs for %d deliveries", grace, len(self._jobs))
+            _, pending = await asyncio.wait(set(self._jobs), timeout=grace)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        left = list(self._in_flight)
+        if left:
+            await self._give_back(left)
+            log.info("delivery: %d unfinished deliveries queued again", len(left))
+            self._in_flight.clear()
+        await self.sender.close()
+
+
+def _result(
+    claim: Claim,
+    verdict: retry.Verdict,
+    reply: Reply,
+    host: str,
+    started: float,
+    duration: float,
+) -> Result:
+    return Result(
+        recipient_id=claim.id,
+        message_id=claim.message_id,
+        status=verdict.status,
+        next_attempt_at=verdict.next_attempt_at,
+        code=reply.code,
+        enhanced=reply.enhanced,
+        text=reply.text,
+        host=host,
+        started_at=started,
+        duration=duration,
+    )

@@ -1,0 +1,184 @@
+"""The store: the only place that runs SQL. SMTP writes to it, delivery claims from it,
+the web reads it and calls its operator actions."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+from relay.config import StorageConfig
+from relay.status import Status
+from relay.store import retention
+from relay.store.batch import GroupCommit
+from relay.store.counts import Counts, RecipientStats
+from relay.store.database import Database
+from relay.store.error_key import ErrorKey
+from relay.store.events import Event, Events
+from relay.store.fresh import FreshRaw
+from relay.store.indexer import Indexer
+from relay.store.messages import (
+    MessageRow,
+    Messages,
+    NewMessage,
+    NewRecipient,
+    Page,
+    RecipientRow,
+    message_rows,
+)
+from relay.store.migrate import SchemaState
+from relay.store.notices import Notices
+from relay.store.queue import Claim, Queue, Released, Result
+from relay.store.queue_view import Group, QueueFilter, QueuePage, QueueRow, QueueSummary, QueueView
+from relay.store.search import Filter
+from relay.store.timeline import AttemptRow, RecipientTimeline, Timeline
+
+__all__ = [
+    "AttemptRow",
+    "Claim",
+    "Counts",
+    "Database",
+    "ErrorKey",
+    "Event",
+    "Events",
+    "Filter",
+    "Group",
+    "Indexer",
+    "MessageRow",
+    "NewMessage",
+    "NewRecipient",
+    "Page",
+    "Queue",
+    "QueueFilter",
+    "QueuePage",
+    "QueueRow",
+    "QueueSummary",
+    "QueueView",
+    "RecipientRow",
+    "RecipientStats",
+    "RecipientTimeline",
+    "Released",
+    "Result",
+    "SchemaState",
+    "Store",
+]
+
+
+class Store:
+    """The database and its nouns, plus the event hub that announces committed changes.
+
+    `messages` stores and reads mail; `queue` claims, records and lets operators act;
+    `queue_view` groups, lists and acts on the queue in bulk for operators.
+    """
+
+    def __init__(self, storage: StorageConfig) -> None:
+        self.db = Database(storage)
+        self.events = Events()
+        self.messages = Messages(self.db)
+        self.timeline = Timeline(self.db)
+        self.queue = Queue(self.db, self.events)
+        self.queue_view = QueueView(self.db, self.events)
+        self.committer = GroupCommit(self.db)
+        # SQLite's search index is filled in the background (PostgreSQL keeps its own).
+        self.indexer = Indexer(self.db, self.committer) if self.db.is_sqlite else None
+        self.notices: Notices | None = None
+        self.fresh = FreshRaw()
+
+    async def open(self) -> None:
+        """Check the schema: create it in an empty database, upgrade it when allowed
+        (`auto_migrate`), else stop with a StoreError that says what to run."""
+        await self.db.prepare()
+
+    async def listen(self) -> None:
+        """Hear the changes other processes commit, as events (PostgreSQL LISTEN).
+
+        On SQLite, where one process owns the database, there is nothing to hear.
+        """
+        if self.db.is_sqlite or self.notices is not None:
+            return
+        self.notices = Notices(self.db.listen_params(), self.db.origin, self.events)
+        await self.notices.start()
+
+    async def add_message(self, new: NewMessage) -> None:
+        """Store an accepted message durably, then announce it.
+
+        Messages that arrive together share one transaction (group commit); this returns
+        only after the commit that holds `new`, so the caller may answer 250.
+        """
+        await self.committer.add(message_rows(new))
+        due = any(r.status is Status.QUEUED for r in new.recipients)
+        if due:
+            self.fresh.put(new.id, new.raw)
+        self.events.publish(Event("message", new.id, due=due))
+
+    async def raw_to_send(self, message_id: str) -> bytes | None:
+        """The raw bytes of a message to deliver: from memory when it was just accepted
+        here, else from the database; None when it is gone."""
+        raw = self.fresh.get(message_id)
+        if raw is None:
+            raw = await self.messages.raw(message_id)
+        return raw
+
+    def _gone(self, message_ids: list[str]) -> None:
+        self.fresh.drop(message_ids)
+        for message_id in message_ids:
+            self.events.publish(Event("deleted", message_id))
+
+    async def delete_messages(self, ids: list[str]) -> list[str]:
+        """Delete messages (with their recipients and attempts); announce each that went."""
+        gone = await self.messages.delete_returning(ids)
+        self._gone(gone)
+        return gone
+
+    async def delete_matching(self, filter_: Filter) -> list[str]:
+        """Delete every message `filter_` matches; announce each that went."""
+        gone = await self.messages.delete_matching(filter_)
+        self._gone(gone)
+        return gone
+
+    async def set_read(self, ids: list[str], read: bool) -> list[str]:
+        """Mark messages read or unread; announce those whose marker changed."""
+        changed = await self.messages.set_read(ids, read)
+        for message_id in changed:
+            self.events.publish(Event("status", message_id))
+        return changed
+
+    async def set_read_matching(self, filter_: Filter, read: bool) -> list[str]:
+        """Mark every message `filter_` matches read or unread; announce those that changed."""
+        changed = await self.messages.set_read_matching(filter_, read)
+        for message_id in changed:
+            self.events.publish(Event("status", message_id))
+        return changed
+
+    async def prune(self, max_messages: int, max_age: float, now: float) -> list[str]:
+        """Retention: delete done-with mail older than `max_age` seconds (0: no age limit)
+        and the oldest beyond `max_messages` (0: no limit); announce each that went."""
+        gone: list[str] = []
+        if max_age > 0:
+            gone += await retention.prune_older_than(self.db, now - max_age)
+        if max_messages > 0:
+            gone += await retention.prune_beyond(self.db, max_messages)
+        self._gone(gone)
+        return gone
+
+    async def purge(self, older_than: float, statuses: Collection[str] | None = None) -> list[str]:
+        """Delete done-with mail received before `older_than` (epoch seconds) whose status
+        is one of `statuses` (None: captured, delivered, failed or cancelled); never mail
+        still queued, deferred, held or being sent. Announce each that went."""
+        gone = await retention.prune_older_than(self.db, older_than, statuses=statuses)
+        self._gone(gone)
+        return gone
+
+    async def purgeable(self, older_than: float, statuses: Collection[str] | None = None) -> int:
+        """How many messages `purge(older_than, statuses)` would delete now."""
+        return await retention.count_older_than(self.db, older_than, statuses)
+
+    async def close(self) -> None:
+        """Commit what is queued, stop listening, end event subscriptions and close the
+        database."""
+        if self.indexer is not None:
+            await self.indexer.stop()
+        await self.committer.close()
+        if self.notices is not None:
+            await self.notices.stop()
+            self.notices = None
+        self.events.close()
+        await self.db.close()

@@ -1,0 +1,93 @@
+"""Counts for the navigation: messages in all, unread, and per derived status.
+
+Statuses other than "captured" are rare on a capture box and counted from the recipient
+status index; "captured" is what is left. On a relay that delivers most of its mail the
+delivered count walks that index too, which stays a cheap index-only scan.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import distinct, exists, false, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from relay.status import PRECEDENCE, Status
+from relay.store.schema import message, recipient
+from relay.store.search import outranking, shown_as
+
+SHOWN = tuple(s for s in PRECEDENCE if s is not Status.SENDING)
+"""Statuses a message can show."""
+
+
+@dataclass(frozen=True)
+class Counts:
+    """How many messages there are: in all, unread, and per derived status."""
+
+    total: int
+    unread: int
+    by_status: dict[str, int]
+
+
+async def _count_showing(conn: AsyncConnection, status: Status) -> int:
+    other = recipient.alias("other")
+    query = select(func.count(distinct(recipient.c.message_id))).where(
+        recipient.c.status.in_(sorted(shown_as(status)))
+    )
+    before = outranking(status)
+    if before:
+        query = query.where(
+            ~exists().where(
+                other.c.message_id == recipient.c.message_id, other.c.status.in_(sorted(before))
+            )
+        )
+    return int((await conn.execute(query)).scalar_one())
+
+
+async def count_messages(conn: AsyncConnection) -> Counts:
+    """Messages in all, unread, and per derived status."""
+    total = (await conn.execute(select(func.count()).select_from(message))).scalar_one()
+    unread = (
+        await conn.execute(
+            select(func.count()).select_from(message).where(message.c.read == false())
+        )
+    ).scalar_one()
+    by_status = {s.value: 0 for s in SHOWN}
+    for status in SHOWN:
+        if status is not Status.CAPTURED:
+            by_status[status.value] = await _count_showing(conn, status)
+    # What is left shows as captured (messages without recipients too).
+    by_status[Status.CAPTURED.value] = max(0, total - sum(by_status.values()))
+    return Counts(total=int(total), unread=int(unread), by_status=by_status)
+
+
+@dataclass(frozen=True)
+class RecipientStats:
+    """Recipients per status, and when the oldest deferred one's message arrived."""
+
+    by_status: dict[str, int]
+    oldest_deferred_at: float | None
+
+    @property
+    def queue_depth(self) -> int:
+        """Recipients waiting for delivery: queued, deferred or being sent."""
+        waiting = (Status.QUEUED, Status.DEFERRED, Status.SENDING)
+        return sum(self.by_status.get(s.value, 0) for s in waiting)
+
+
+async def count_recipients(conn: AsyncConnection) -> RecipientStats:
+    """Recipients per status (every status present, 0 when none) and the oldest deferred."""
+    by_status = {s.value: 0 for s in Status}
+    rows = await conn.execute(select(recipient.c.status, func.count()).group_by(recipient.c.status))
+    for status, count in rows:
+        by_status[str(status)] = int(count)
+    oldest = None
+    if by_status[Status.DEFERRED.value]:
+        oldest = (
+            await conn.execute(
+                select(func.min(message.c.received_at))
+                .select_from(recipient.join(message, recipient.c.message_id == message.c.id))
+                .where(recipient.c.status == Status.DEFERRED.value)
+            )
+        ).scalar()
+    return RecipientStats(by_status, None if oldest is None else float(oldest))

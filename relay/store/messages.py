@@ -1,0 +1,432 @@
+"""Messages: store one with its raw bytes and recipients in one transaction; read them back."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import case, delete, false, func, insert, select, update
+from sqlalchemy.engine import Connection
+
+from relay import address
+from relay.mime import TEXT_LIMIT, Summary
+from relay.status import Status, message_status
+from relay.store.counts import Counts, RecipientStats, count_messages, count_recipients
+from relay.store.database import Database
+from relay.store.memo import Memo
+from relay.store.schema import message, message_raw, message_text, recipient
+from relay.store.search import Filter, ids_matching, search_text, where
+
+
+@dataclass(frozen=True)
+class NewRecipient:
+    """An envelope recipient as accepted, with the route chosen for it."""
+
+    address: str
+    route: str = "capture"
+    status: Status = Status.CAPTURED
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    """A message accepted by SMTP (or the API), ready to be stored."""
+
+    id: str
+    received_at: float
+    mail_from: str
+    recipients: list[NewRecipient]
+    raw: bytes
+    summary: Summary
+    listener: str
+    peer: str
+    helo: str = ""
+    auth_user: str | None = None
+    tls: bool = False
+
+
+@dataclass(frozen=True)
+class RecipientRow:
+    """One recipient of a stored message, as the store keeps it."""
+
+    id: int
+    address: str
+    route: str
+    status: str
+    attempts: int
+    next_attempt_at: float | None
+    last_code: int | None
+    last_enhanced: str | None
+    last_text: str | None
+
+
+@dataclass(frozen=True)
+class MessageRow:
+    """A stored message's summary row, with its recipients and derived status."""
+
+    id: str
+    received_at: float
+    mail_from: str
+    size: int
+    subject: str
+    from_header: str
+    to_header: str
+    cc_header: str
+    message_id_header: str
+    attachments: int
+    snippet: str
+    listener: str
+    peer: str
+    helo: str
+    auth_user: str | None
+    tls: bool
+    read: bool
+    recipients: list[RecipientRow]
+
+    @property
+    def status(self) -> str:
+        """The message's status, derived from its recipients'."""
+        return message_status(r.status for r in self.recipients)
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of the message list, newest first."""
+
+    messages: list[MessageRow]
+    total: int
+    offset: int
+    limit: int
+    more: bool = False
+    """True when `total` is a lower bound: counting stopped at COUNT_LIMIT."""
+
+
+COUNT_LIMIT = 1000
+"""A filtered list counts its matches up to this many, then says "1000+"."""
+
+USERS_SHOWN = 100
+"""Authenticated users the navigation offers as filters, at most."""
+
+HEAD_BYTES = 16 * 1024
+"""Bytes of a raw message read when only its headers are wanted."""
+
+_SUMMARY_COLUMNS = [c for c in message.c]
+_RECIPIENT_COLUMNS = [
+    recipient.c.message_id,
+    recipient.c.id,
+    recipient.c.address,
+    recipient.c.route,
+    recipient.c.status,
+    recipient.c.attempts,
+    recipient.c.next_attempt_at,
+    recipient.c.last_code,
+    recipient.c.last_enhanced,
+    recipient.c.last_text,
+]
+
+
+@dataclass(frozen=True)
+class MessageRows:
+    """The rows one accepted message becomes: summary, raw bytes, recipients."""
+
+    message: dict[str, Any]
+    raw: dict[str, Any]
+    text: dict[str, Any]
+    recipients: list[dict[str, Any]]
+
+
+# Built once: SQLAlchemy memoizes a statement's cache key on the object, so reusing the
+# same objects skips that work on every execution (the compiled SQL is cached as well).
+_INSERTS = [insert(table) for table in (message, message_raw, message_text, recipient)]
+
+
+MESSAGE_TABLES = (message, message_raw, message_text, recipient)
+"""The tables an accepted message is written to, in foreign-key order."""
+
+
+def table_rows(batch: Sequence[MessageRows]) -> list[list[dict[str, Any]]]:
+    """The rows of several messages for each of MESSAGE_TABLES, in that order."""
+    return [
+        [rows.message for rows in batch],
+        [rows.raw for rows in batch],
+        [rows.text for rows in batch],
+        [r for rows in batch for r in rows.recipients],
+    ]
+
+
+def insert_rows(conn: Connection, batch: Sequence[MessageRows]) -> None:
+    """Insert the rows of several messages in `conn`'s transaction: one executemany per
+    table, in foreign-key order. Blocking: run it with `AsyncConnection.run_sync` or in a
+    thread of its own."""
+    for statement, rows in zip(_INSERTS, table_rows(batch), strict=True):
+        if rows:
+            conn.execute(statement, rows)
+
+
+def message_rows(new: NewMessage) -> MessageRows:
+    """The rows of an accepted message, recipients deduplicated (first spelling kept)."""
+    seen: set[str] = set()
+    recipients: list[dict[str, Any]] = []
+    for rcpt in new.recipients:
+        key = address.dedup_key(rcpt.address)
+        if key in seen:
+            continue
+        seen.add(key)
+        recipients.append(
+            {
+                "message_id": new.id,
+                "address": rcpt.address,
+                "address_key": key,
+                "domain": address.domain_of(rcpt.address),
+                "route": rcpt.route,
+                "status": rcpt.status.value,
+                "next_attempt_at": new.received_at if rcpt.status is Status.QUEUED else None,
+                "updated_at": new.received_at,
+            }
+        )
+    s = new.summary
+    row = {
+        "id": new.id,
+        "received_at": new.received_at,
+        "mail_from": new.mail_from,
+        "size": len(new.raw),
+        "subject": s.subject,
+        "from_header": s.from_,
+        "to_header": s.to,
+        "cc_header": s.cc,
+        "message_id_header": s.message_id,
+        "attachments": s.attachments,
+        "snippet": s.snippet,
+        "listener": new.listener,
+        "peer": new.peer,
+        "helo": new.helo,
+        "auth_user": new.auth_user,
+        "tls": new.tls,
+        "read": False,
+    }
+    text = search_text(
+        s.subject,
+        [s.from_, s.to, s.cc, new.mail_from, *(r["address"] for r in recipients)],
+        s.text,
+        TEXT_LIMIT,
+    )
+    return MessageRows(
+        row,
+        {"message_id": new.id, "data": new.raw},
+        {"message_id": new.id, "text": text},
+        recipients,
+    )
+
+
+class Messages:
+    """Stored messages: the write of an accepted message and the reads of the UI."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._counts = Memo(db, self._count_now)
+        self._users = Memo(db, self._users_now)
+
+    async def add(self, new: NewMessage) -> None:
+        """Store the message, its raw bytes and its deduplicated recipients; commit.
+
+        Returns only after the commit: the caller may then answer 250. The SMTP path goes
+        through `Store.add_message`, which groups concurrent messages into one commit.
+        """
+        rows = message_rows(new)
+        async with self.db.writer.begin() as conn:
+            await conn.run_sync(insert_rows, [rows])
+            await self.db.notify(conn, "message", [new.id])
+
+    async def _recipients(self, conn: Any, ids: list[str]) -> dict[str, list[RecipientRow]]:
+        by_message: dict[str, list[RecipientRow]] = {i: [] for i in ids}
+        if not ids:
+            return by_message
+        result = await conn.execute(
+            select(*_RECIPIENT_COLUMNS)
+            .where(recipient.c.message_id.in_(ids))
+            .order_by(recipient.c.id)
+        )
+        for row in result:
+            by_message[row.message_id].append(RecipientRow(*row[1:]))
+        return by_message
+
+    async def page(
+        self,
+        offset: int = 0,
+        limit: int = 50,
+        filter_: Filter | None = None,
+        after: str | None = None,
+        only: list[str] | None = None,
+        total: int | None = None,
+    ) -> Page:
+        """Messages matching `filter_` newest first, `limit` of them from `offset`, with the
+        total count; with `after` only those newer than that id, with `only` only those ids
+        (both for live updates). A known `total` (from `counts`) saves counting."""
+        clauses = where(filter_ or Filter())
+        listed = list(clauses)
+        if after:
+            listed.append(message.c.id > after)
+        if only is not None:
+            listed.append(message.c.id.in_(only))
+        async with self.db.reader.connect() as conn:
+            result = await conn.execute(
+                select(*_SUMMARY_COLUMNS)
+                .where(*listed)
+                .order_by(message.c.id.desc())
+                .offset(offset)
+                .limit(limit)
+            )
+            rows = result.all()
+            recipients = await self._recipients(conn, [r.id for r in rows])
+            if total is None and (offset == 0 or rows) and len(rows) < limit:
+                total = offset + len(rows)  # the last page: nothing left to count
+            more = False
+            if total is None:
+                total, more = await self._count(conn, clauses)
+        return Page(
+            messages=[MessageRow(**r._asdict(), recipients=recipients[r.id]) for r in rows],
+            total=total,
+            offset=offset,
+            limit=limit,
+            more=more,
+        )
+
+    @staticmethod
+    async def _count(conn: Any, clauses: list[Any]) -> tuple[int, bool]:
+        """How many messages match (exact without filters, else stopping at COUNT_LIMIT)."""
+        if not clauses:
+            return (
+                await conn.execute(select(func.count()).select_from(message))
+            ).scalar_one(), False
+        matching = select(message.c.id).where(*clauses).limit(COUNT_LIMIT + 1).subquery()
+        found = (await conn.execute(select(func.count()).select_from(matching))).scalar_one()
+        return min(found, COUNT_LIMIT), found > COUNT_LIMIT
+
+    async def count_matching(self, filter_: Filter) -> tuple[int, int]:
+        """How many messages `filter_` matches, and how many of those are unread, exactly
+        (no cap): one pass over the matches, which for a common word is a scan of every
+        message's text."""
+        unread = func.coalesce(func.sum(case((message.c.read == false(), 1), else_=0)), 0)
+        async with self.db.reader.connect() as conn:
+            query = select(func.count(), unread).select_from(message).where(*where(filter_))
+            matching, unread_matching = (await conn.execute(query)).one()
+            return int(matching), int(unread_matching)
+
+    async def heads(self, ids: list[str], limit: int = HEAD_BYTES) -> dict[str, bytes]:
+        """The first `limit` bytes of each message's raw form (its headers, in practice)."""
+        if not ids:
+            return {}
+        async with self.db.reader.connect() as conn:
+            result = await conn.execute(
+                select(message_raw.c.message_id, func.substr(message_raw.c.data, 1, limit)).where(
+                    message_raw.c.message_id.in_(ids)
+                )
+            )
+            return {str(row[0]): bytes(row[1]) for row in result}
+
+    async def counts(self) -> Counts:
+        """Messages in all, unread, and per derived status, for the navigation (counted
+        again only after the database changed: relay.store.memo)."""
+        return await self._counts.get()
+
+    async def _count_now(self) -> Counts:
+        async with self.db.reader.connect() as conn:
+            return await count_messages(conn)
+
+    async def recipient_stats(self) -> RecipientStats:
+        """Recipients per status and the arrival of the oldest deferred one's message."""
+        async with self.db.reader.connect() as conn:
+            return await count_recipients(conn)
+
+    async def users(self) -> list[str]:
+        """Authenticated users that sent stored mail, in name order (the first
+        USERS_SHOWN; looked up again only after the database changed)."""
+        return await self._users.get()
+
+    async def _users_now(self, limit: int = USERS_SHOWN) -> list[str]:
+        async with self.db.reader.connect() as conn:
+            result = await conn.execute(
+                select(message.c.auth_user)
+                .where(message.c.auth_user.is_not(None))
+                .group_by(message.c.auth_user)
+                .order_by(message.c.auth_user)
+                .limit(limit)
+            )
+            return [str(r) for r in result.scalars()]
+
+    async def get(self, message_id: str) -> MessageRow | None:
+        """One message's summary row with its recipients, or None."""
+        async with self.db.reader.connect() as conn:
+            row = (
+                await conn.execute(select(*_SUMMARY_COLUMNS).where(message.c.id == message_id))
+            ).first()
+            if row is None:
+                return None
+            recipients = await self._recipients(conn, [message_id])
+        return MessageRow(**row._asdict(), recipients=recipients[message_id])
+
+    async def raw(self, message_id: str) -> bytes | None:
+        """The raw bytes of a message exactly as stored, or None."""
+        async with self.db.reader.connect() as conn:
+            result = await conn.execute(
+                select(message_raw.c.data).where(message_raw.c.message_id == message_id)
+            )
+            return result.scalar()
+
+    async def mark_read(self, message_id: str, read: bool = True) -> None:
+        """Mark a message read (or unread)."""
+        await self.set_read([message_id], read)
+
+    async def set_read(self, ids: list[str], read: bool) -> list[str]:
+        """Mark messages read or unread; return the ids whose marker changed."""
+        if not ids:
+            return []
+        async with self.db.writer.begin() as conn:
+            result = await conn.execute(
+                update(message)
+                .where(message.c.id.in_(ids), message.c.read.is_not(read))
+                .values(read=read)
+                .returning(message.c.id)
+            )
+            changed = [str(r) for r in result.scalars()]
+            await self.db.notify(conn, "status", changed)
+        return changed
+
+    async def set_read_matching(self, filter_: Filter, read: bool) -> list[str]:
+        """Mark every message `filter_` matches read or unread; return the ids that changed."""
+        async with self.db.writer.begin() as conn:
+            result = await conn.execute(
+                update(message)
+                .where(ids_matching(filter_), message.c.read.is_not(read))
+                .values(read=read)
+                .returning(message.c.id)
+            )
+            changed = [str(r) for r in result.scalars()]
+            await self.db.notify(conn, "status", changed)
+        return changed
+
+    async def delete(self, ids: list[str]) -> int:
+        """Delete messages with everything that belongs to them; return how many went."""
+        return len(await self.delete_returning(ids))
+
+    async def delete_returning(self, ids: list[str]) -> list[str]:
+        """Delete messages with everything that belongs to them; return the ids that went."""
+        if not ids:
+            return []
+        async with self.db.writer.begin() as conn:
+            result = await conn.execute(
+                delete(message).where(message.c.id.in_(ids)).returning(message.c.id)
+            )
+            gone = [str(r) for r in result.scalars()]
+            await self.db.notify(conn, "deleted", gone)
+        return gone
+
+    async def delete_matching(self, filter_: Filter) -> list[str]:
+        """Delete every message that `filter_` matches; return the ids that went."""
+        async with self.db.writer.begin() as conn:
+            result = await conn.execute(
+                delete(message).where(ids_matching(filter_)).returning(message.c.id)
+            )
+            gone = [str(r) for r in result.scalars()]
+            await self.db.notify(conn, "deleted", gone)
+        return gone

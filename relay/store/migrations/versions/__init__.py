@@ -1,0 +1,1 @@
+"""One module per schema revision, in order; Alembic reads `revision` and `down_revision`."""

@@ -1,0 +1,450 @@
+"""The queue as operators see it: recipients that need a look (deferred, failed, held),
+grouped by destination and by error, listed, and acted on one by one or all at once.
+
+A destination is where delivery goes: a named upstream (its route, "relay:smarthost"), or
+for direct delivery the recipient's domain ("relay:mx:example.com"), as the worker pools
+them. An error group is a reply code, enhanced code and normalised text (error_key.py), kept
+in `recipient.last_error_key` when a result is recorded.
+The web UI, the JSON API and the CLI all read and act through this module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+from sqlalchemy import ColumnElement, and_, case, exists, func, literal, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from relay.status import Status
+from relay.store.database import Database
+from relay.store.error_key import ErrorKey, normalize
+from relay.store.events import Event, Events
+from relay.store.memo import Memo
+from relay.store.queue import ACTIONS, MX_ROUTE, action_update, makes_due, possible_ids
+from relay.store.schema import message, recipient
+from relay.store.search import like_pattern
+
+SHOWN = (Status.DEFERRED.value, Status.FAILED.value, Status.HELD.value)
+"""The recipient statuses the queue view lists."""
+MX_PREFIX = MX_ROUTE + ":"
+GROUP_LIMIT = 100
+GroupBy = Literal["destination", "error"]
+
+
+@dataclass(frozen=True)
+class QueueFilter:
+    """Which recipients: a status (one of SHOWN; None: all of them), a destination key,
+    an error group key, free text over address, sender, subject and last reply, and a
+    recipient domain (exact, case-insensitive)."""
+
+    status: str | None = None
+    destination: str | None = None
+    error: ErrorKey | None = None
+    search: str = ""
+    domain: str | None = None
+
+    @classmethod
+    def of(
+        cls,
+        status: str | None = None,
+        destination: str | None = None,
+        error: str | None = None,
+        search: str | None = None,
+        domain: str | None = None,
+    ) -> QueueFilter:
+        """A filter from text as people and scripts write it (empty: no condition);
+        ValueError naming what is wrong with a status or an error group."""
+        if status and status not in SHOWN:
+            raise ValueError(f"status must be one of {', '.join(SHOWN)}, not {status!r}")
+        try:
+            key = ErrorKey.parse(error) if error else None
+        except ValueError:
+            raise ValueError(
+                f"error must be an error group like 550|5.1.1|user unknown, not {error!r}"
+            ) from None
+        return cls(
+            status=status or None,
+            destination=destination or None,
+            error=key,
+            search=(search or "").strip(),
+            domain=domain_key(domain) if domain and domain.strip() else None,
+        )
+
+
+@dataclass(frozen=True)
+class Group:
+    """Recipients sharing a destination or an error: how many, in which states, since when.
+
+    `oldest` is when the first of their messages was received (message ids are
+    time-ordered, so the smallest is the oldest); `next_attempt_at` the
+    earliest retry among the deferred ones. For an error group, `code`, `enhanced` and
+    `sample` (one reply text as received) describe the error.
+    """
+
+    key: str
+    count: int
+    deferred: int
+    failed: int
+    held: int
+    oldest: float
+    next_attempt_at: float | None
+    code: int | None = None
+    enhanced: str | None = None
+    sample: str = ""
+
+    @property
+    def mix(self) -> dict[str, int]:
+        """The states present in the group, with their counts: failed, deferred, held."""
+        counts = {"failed": self.failed, "deferred": self.deferred, "held": self.held}
+        return {status: n for status, n in counts.items() if n}
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    """One recipient in the queue view, with its message's sender and subject."""
+
+    id: int
+    message_id: str
+    address: str
+    route: str
+    destination: str
+    status: str
+    attempts: int
+    next_attempt_at: float | None
+    last_code: int | None
+    last_enhanced: str | None
+    last_text: str | None
+    updated_at: float
+    received_at: float
+    mail_from: str
+    subject: str
+
+    @property
+    def error(self) -> ErrorKey:
+        """The error group this recipient is in."""
+        return ErrorKey(self.last_code, self.last_enhanced, normalize(self.last_text))
+
+
+@dataclass(frozen=True)
+class QueuePage:
+    """One page of the queue view, newest recipients first."""
+
+    rows: list[QueueRow]
+    total: int
+    offset: int
+    limit: int
+
+
+@dataclass(frozen=True)
+class QueueSummary:
+    """How many recipients are in each state of the queue."""
+
+    queued: int = 0
+    sending: int = 0
+    deferred: int = 0
+    failed: int = 0
+    held: int = 0
+
+    @property
+    def attention(self) -> int:
+        """Deferred and failed: what an operator may want to look at."""
+        return self.deferred + self.failed
+
+
+def domain_key(domain: str) -> str:
+    """A domain as recipients' domains are stored: lower case, no trailing dot."""
+    return domain.strip().lower().rstrip(".")
+
+
+def destination_key(route: str, domain: str) -> str:
+    """Where a recipient is delivered: its route, or for MX its route and domain."""
+    return f"{MX_PREFIX}{domain}" if route == MX_ROUTE else route
+
+
+_DESTINATION = case(
+    (recipient.c.route == MX_ROUTE, literal(MX_PREFIX) + recipient.c.domain),
+    else_=recipient.c.route,
+)
+
+
+def _destination_is(key: str) -> ColumnElement[bool]:
+    if key.startswith(MX_PREFIX):
+        return and_(recipient.c.route == MX_ROUTE, recipient.c.domain == key[len(MX_PREFIX) :])
+    return recipient.c.route == key
+
+
+# Recipients never tried have no key; they group as an empty text.
+_error_text = func.coalesce(recipient.c.last_error_key, "")
+
+
+def _error_is(key: ErrorKey) -> ColumnElement[bool]:
+    return and_(
+        recipient.c.last_code.is_not_distinct_from(key.code),
+        recipient.c.last_enhanced.is_not_distinct_from(key.enhanced),
+        _error_text == key.text,
+    )
+
+
+# Its own name, so that the subquery stays correlated to the recipient alone when the
+# outer query joins `message` too.
+_searched = message.alias("searched")
+
+
+def _search(text: str) -> list[ColumnElement[bool]]:
+    conditions = []
+    for word in text.split():
+        pattern = like_pattern(word)
+        in_message = exists().where(
+            _searched.c.id == recipient.c.message_id,
+            or_(
+                _searched.c.subject.ilike(pattern, escape="\\"),
+                _searched.c.mail_from.ilike(pattern, escape="\\"),
+            ),
+        )
+        conditions.append(
+            or_(
+                recipient.c.address.ilike(pattern, escape="\\"),
+                recipient.c.last_text.ilike(pattern, escape="\\"),
+                in_message,
+            )
+        )
+    return conditions
+
+
+def conditions(
+    filter_: QueueFilter, statuses: Collection[str] = SHOWN, facet: GroupBy | None = None
+) -> list[ColumnElement[bool]]:
+    """WHERE clauses for `filter_` among recipients in `statuses` (narrowed by its status);
+    the `facet` being grouped by is left out, so that its other groups stay visible."""
+    wanted = [s for s in statuses if filter_.status in (None, s)]
+    clauses: list[ColumnElement[bool]] = [recipient.c.status.in_(wanted)]
+    if filter_.destination and facet != "destination":
+        clauses.append(_destination_is(filter_.destination))
+    if filter_.error is not None and facet != "error":
+        clauses.append(_error_is(filter_.error))
+    if filter_.domain:
+        clauses.append(recipient.c.domain == domain_key(filter_.domain))
+    clauses += _search(filter_.search)
+    return clauses
+
+
+def _count_of(status: str) -> Any:
+    return func.sum(case((recipient.c.status == status, 1), else_=0))
+
+
+class QueueView:
+    """Reads and bulk actions over the queue, for operators."""
+
+    def __init__(self, db: Database, events: Events) -> None:
+        self.db = db
+        self.events = events
+        self._summary = Memo(db, self._summary_now)
+
+    async def summary(self) -> QueueSummary:
+        """Recipients per queue state (from the status index alone; counted again only
+        after the database changed)."""
+        return await self._summary.get()
+
+    async def _summary_now(self) -> QueueSummary:
+        states = [Status.QUEUED, Status.SENDING, Status.DEFERRED, Status.FAILED, Status.HELD]
+        async with self.db.reader.connect() as conn:
+            rows = await conn.execute(
+                select(recipient.c.status, func.count())
+                .where(recipient.c.status.in_([s.value for s in states]))
+                .group_by(recipient.c.status)
+            )
+            counts = {str(status): int(n) for status, n in rows}
+        return QueueSummary(**counts)
+
+    async def counts(self, filter_: QueueFilter | None = None) -> dict[str, int]:
+        """Recipients matching `filter_` per status (its own status left out), for tabs."""
+        filter_ = filter_ or QueueFilter()
+        everywhere = replace(filter_, status=None)
+        async with self.db.reader.connect() as conn:
+            rows = await conn.execute(
+                select(recipient.c.status, func.count())
+                .where(*conditions(everywhere))
+                .group_by(recipient.c.status)
+            )
+            found = {str(status): int(n) for status, n in rows}
+        return {status: found.get(status, 0) for status in SHOWN}
+
+    async def affected(self, action: str, filter_: QueueFilter) -> int:
+        """How many recipients `act_matching(action, filter_)` would change now."""
+        sources, _values = action_update(action, 0.0)
+        shown = [s for s in sources if s in SHOWN]
+        async with self.db.reader.connect() as conn:
+            query = select(func.count()).select_from(recipient)
+            result = await conn.execute(query.where(*conditions(filter_, statuses=shown)))
+            return int(result.scalar_one())
+
+    async def groups(
+        self, by: GroupBy, filter_: QueueFilter | None = None, limit: int = GROUP_LIMIT
+    ) -> list[Group]:
+        """Recipients matching `filter_` (all but its own `by` facet) grouped `by`
+        destination or error, largest group first."""
+        filter_ = filter_ or QueueFilter()
+        if by == "destination":
+            keys: list[Any] = [_DESTINATION.label("key")]
+        else:
+            keys = [
+                recipient.c.last_code,
+                recipient.c.last_enhanced,
+                _error_text.label("key"),
+            ]
+        query = (
+            select(
+                *keys,
+                func.count().label("n"),
+                _count_of(Status.DEFERRED.value).label("deferred"),
+                _count_of(Status.FAILED.value).label("failed"),
+                _count_of(Status.HELD.value).label("held"),
+                func.min(recipient.c.message_id).label("first"),
+                func.min(
+                    case((recipient.c.status == Status.DEFERRED.value, recipient.c.next_attempt_at))
+                ).label("next_at"),
+                func.max(func.coalesce(recipient.c.last_text, "")).label("sample"),
+            )
+            .where(*conditions(filter_, facet=by))
+            .group_by(*keys)
+            .order_by(func.count().desc(), *keys)
+            .limit(limit)
+        )
+        async with self.db.reader.connect() as conn:
+            rows = (await conn.execute(query)).all()
+            # Ids are time-ordered: a group's first message is its oldest.
+            firsts = {row.first for row in rows}
+            found = await conn.execute(
+                select(message.c.id, message.c.received_at).where(message.c.id.in_(firsts))
+            )
+            received = {str(m.id): float(m.received_at) for m in found}
+        return [_group(by, row, received.get(row.first, 0.0)) for row in rows]
+
+    async def page(
+        self, filter_: QueueFilter | None = None, offset: int = 0, limit: int = 50
+    ) -> QueuePage:
+        """Recipients matching `filter_`, newest first (a stable order while their states
+        change), with their total."""
+        clauses = conditions(filter_ or QueueFilter())
+        # The page's ids first, from the recipient table alone; then their messages.
+        picked = (
+            select(recipient.c.id)
+            .where(*clauses)
+            .order_by(recipient.c.id.desc())
+            .offset(offset)
+            .limit(limit)
+        )
+        async with self.db.reader.connect() as conn:
+            rows = await _rows(conn, recipient.c.id.in_(picked.scalar_subquery()))
+            total = (
+                await conn.execute(select(func.count()).select_from(recipient).where(*clauses))
+            ).scalar_one()
+        return QueuePage(rows=rows, total=int(total), offset=offset, limit=limit)
+
+    async def find(self, ids: Collection[int]) -> list[QueueRow]:
+        """The recipients `ids` in whatever state they are (those that exist), newest first."""
+        ids = possible_ids(ids)
+        if not ids:
+            return []
+        async with self.db.reader.connect() as conn:
+            return await _rows(conn, recipient.c.id.in_(ids))
+
+    async def act_on(self, action: str, ids: Sequence[int], now: float) -> int:
+        """Apply an operator action (retry, hold, release, cancel) to the recipients `ids`
+        it applies to; announce their messages. Returns how many changed."""
+        ids = possible_ids(ids)
+        if not ids:
+            return 0
+        sources, values = action_update(action, now)
+        where = [recipient.c.id.in_(ids), recipient.c.status.in_(sources)]
+        return await self._update(where, values, makes_due(action))
+
+    async def act_matching(self, action: str, filter_: QueueFilter, now: float) -> int:
+        """Apply an operator action to every recipient `filter_` matches among those the
+        view shows that it applies to (retry: the deferred and failed ones); announce.
+        Returns how many changed."""
+        sources, values = action_update(action, now)
+        shown = [s for s in sources if s in SHOWN]
+        return await self._update(conditions(filter_, statuses=shown), values, makes_due(action))
+
+    async def _update(
+        self, where: Sequence[ColumnElement[bool]], values: dict[str, object], due: bool
+    ) -> int:
+        """Update, NOTIFY other processes at commit, then tell this one's subscribers; with
+        `due` also that the recipients are to be sent now (which wakes workers)."""
+        async with self.db.writer.begin() as conn:
+            changed = await _returning_messages(conn, where, values)
+            messages = sorted(set(changed))
+            await self.db.notify(conn, "status", messages)
+            if due:
+                await self.db.notify(conn, "due", messages)
+        for message_id in messages:
+            self.events.publish(Event("status", message_id))
+            if due:
+                self.events.publish(Event("due", message_id))
+        return len(changed)
+
+
+async def _rows(conn: AsyncConnection, where: ColumnElement[bool]) -> list[QueueRow]:
+    """Queue rows (recipient and message summary) of the recipients `where` picks."""
+    query = (
+        select(
+            recipient.c.id,
+            recipient.c.message_id,
+            recipient.c.address,
+            recipient.c.route,
+            _DESTINATION.label("destination"),
+            recipient.c.status,
+            recipient.c.attempts,
+            recipient.c.next_attempt_at,
+            recipient.c.last_code,
+            recipient.c.last_enhanced,
+            recipient.c.last_text,
+            recipient.c.updated_at,
+            message.c.received_at,
+            message.c.mail_from,
+            message.c.subject,
+        )
+        .join(message, message.c.id == recipient.c.message_id)
+        .where(where)
+        .order_by(recipient.c.id.desc())
+    )
+    return [QueueRow(**row._asdict()) for row in await conn.execute(query)]
+
+
+async def _returning_messages(
+    conn: AsyncConnection, where: Sequence[ColumnElement[bool]], values: dict[str, object]
+) -> list[str]:
+    result = await conn.execute(
+        update(recipient).where(*where).values(**values).returning(recipient.c.message_id)
+    )
+    return [str(m) for m in result.scalars()]
+
+
+def _group(by: GroupBy, row: Any, oldest: float) -> Group:
+    error = by == "error"
+    return Group(
+        key=str(ErrorKey(row.last_code, row.last_enhanced, str(row.key))) if error else row.key,
+        count=int(row.n),
+        deferred=int(row.deferred),
+        failed=int(row.failed),
+        held=int(row.held),
+        oldest=oldest,
+        next_attempt_at=None if row.next_at is None else float(row.next_at),
+        code=row.last_code if error else None,
+        enhanced=row.last_enhanced if error else None,
+        sample=str(row.sample) if error else "",
+    )
+
+
+def actions_for(status: str) -> list[str]:
+    """The operator actions that apply to a recipient in `status`, in button order."""
+    return [name for name, (sources, _t, _d) in ACTIONS.items() if status in sources]
+
+
+def applies_to(action: str) -> str:
+    """The recipient states an operator action changes, in words: "deferred or failed"."""
+    names = sorted(ACTIONS[action][0])
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"

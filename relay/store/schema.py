@@ -1,0 +1,129 @@
+"""The tables, as SQLAlchemy Core: portable between SQLite and PostgreSQL.
+
+The raw bytes live in `message_raw` and the search text in `message_text`, apart from the
+`message` summary row, so that lists never load bodies. Times are Unix epoch seconds (float)
+on both backends.
+
+These tables are what the code queries; the database gets them from the Alembic migrations
+in relay/store/migrations/, which must build exactly this (tests/test_migrations.py checks
+it on both backends). Change a table here AND add a migration: docs/operations.md says how.
+
+Not here: the free-text search index of revision 0004 (SQLite's FTS5 tables over
+`message_text`, kept up to date by relay.store.indexer; PostgreSQL's pg_trgm index), which
+relay.store.search refers to by name.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+"""Every constraint has a predictable name, so that a migration can drop or alter it (on
+SQLite too, where Alembic rebuilds the table in "batch" mode)."""
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+message = Table(
+    "message",
+    metadata,
+    Column("id", String(26), primary_key=True),
+    Column("received_at", Float, nullable=False),
+    Column("mail_from", Text, nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("subject", Text, nullable=False, default=""),
+    Column("from_header", Text, nullable=False, default=""),
+    Column("to_header", Text, nullable=False, default=""),
+    Column("cc_header", Text, nullable=False, default=""),
+    Column("message_id_header", Text, nullable=False, default=""),
+    Column("attachments", Integer, nullable=False, default=0),
+    Column("snippet", Text, nullable=False, default=""),
+    Column("listener", String(64), nullable=False),
+    Column("peer", String(64), nullable=False),
+    Column("helo", Text, nullable=False, default=""),
+    Column("auth_user", String(255), nullable=True),
+    Column("tls", Boolean, nullable=False, default=False),
+    Column("read", Boolean, nullable=False, default=False),
+)
+
+# Newest first, within a listener or an authenticated user; unread counts.
+Index("ix_message_listener", message.c.listener, message.c.id)
+Index("ix_message_auth_user", message.c.auth_user, message.c.id)
+Index("ix_message_read", message.c.read, message.c.id)
+
+message_raw = Table(
+    "message_raw",
+    metadata,
+    Column(
+        "message_id", String(26), ForeignKey("message.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("data", LargeBinary, nullable=False),
+)
+
+message_text = Table(
+    "message_text",
+    metadata,
+    Column(
+        "message_id", String(26), ForeignKey("message.id", ondelete="CASCADE"), primary_key=True
+    ),
+    # Lower-cased subject, addresses and body text (bounded) that free-text search looks in.
+    Column("text", Text, nullable=False),
+)
+
+recipient = Table(
+    "recipient",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("message_id", String(26), ForeignKey("message.id", ondelete="CASCADE"), nullable=False),
+    Column("address", Text, nullable=False),
+    Column("address_key", Text, nullable=False),
+    Column("domain", Text, nullable=False),
+    Column("route", String(255), nullable=False, default="capture"),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", Float, nullable=True),
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_until", Float, nullable=True),
+    Column("last_code", Integer, nullable=True),
+    Column("last_enhanced", String(16), nullable=True),
+    Column("last_text", Text, nullable=True),
+    # last_text normalised for grouping by error (relay/store/error_key.py); since 0002.
+    Column("last_error_key", Text, nullable=True),
+    Column("updated_at", Float, nullable=False),
+    UniqueConstraint("message_id", "address_key", name="uq_recipient_message_key"),
+)
+# Answers "does this message have a recipient in these states" from the index alone.
+Index("ix_recipient_message", recipient.c.message_id, recipient.c.status)
+Index("ix_recipient_status_due", recipient.c.status, recipient.c.next_attempt_at)
+
+attempt = Table(
+    "attempt",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("recipient_id", Integer, ForeignKey("recipient.id", ondelete="CASCADE"), nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("duration", Float, nullable=False),
+    Column("host", Text, nullable=False, default=""),
+    Column("code", Integer, nullable=True),
+    Column("enhanced", String(16), nullable=True),
+    Column("text", Text, nullable=False, default=""),
+)
+Index("ix_attempt_recipient", attempt.c.recipient_id)

@@ -1,0 +1,167 @@
+"""The summary row's fields of a raw message, reading only what they need (pure).
+
+Most mail that arrives in bulk is a single text/plain part with plain ASCII headers. For
+such a message the header block is scanned for the few headers the row keeps, the common
+header forms are decoded directly, and the body is decoded in one step: no parse tree, no
+object per header. Everything else (multipart mail, attachments, base64 bodies, 8-bit or
+RFC 2047 headers, anything unusual) goes through the full MIME parse of `mime.summarize`.
+Both roads give the same Summary; tests/test_summary.py checks it on a table of messages.
+"""
+
+from __future__ import annotations
+
+import quopri
+import re
+from email import policy
+
+from relay import charsets, mime
+
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
+# One header field: a name of printable ASCII without colon, its value, folded lines.
+_FIELD = re.compile(rb"([\x21-\x39\x3b-\x7e]+):[ \t]*([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)(?:\r?\n|\Z)")
+_UNFOLD = re.compile(r"\r?\n")
+_KEPT = {
+    b"subject",
+    b"from",
+    b"to",
+    b"cc",
+    b"message-id",
+    b"content-type",
+    b"content-transfer-encoding",
+    b"content-disposition",
+}
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_DOT_ATOM = rf"{_ATEXT}(?:\.{_ATEXT})*"
+_ADDR = rf"{_DOT_ATOM}@{_DOT_ATOM}"
+# "addr", "<addr>" and "Words Of Atext <addr>": what email's parser renders unchanged
+# (the name's white space folded, brackets dropped around a bare address).
+_BARE = re.compile(rf"[ \t]*(?:({_ADDR})|<({_ADDR})>)[ \t]*")
+_NAMED = re.compile(rf"[ \t]*({_ATEXT}(?:[ \t]+{_ATEXT})*)[ \t]*<({_ADDR})>[ \t]*")
+_MSG_ID = re.compile(rf"<{_ADDR}>")
+_TEXT_PLAIN = re.compile(r"\s*text/plain\s*(?:;(.*))?", re.IGNORECASE | re.DOTALL)
+_PARAM = re.compile(r'\s*([A-Za-z0-9-]+)\s*=\s*("[^"\\]*"|[^;\s"]+)\s*(?:;|$)')
+_IDENTITY = {"", "7bit", "8bit", "binary"}
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # what mime.clean drops
+
+
+def _fields(block: bytes) -> dict[bytes, bytes] | None:
+    """The first value of each kept header, or None when a line is not a header field."""
+    found: dict[bytes, bytes] = {}
+    pos, end = 0, len(block)
+    while pos < end:
+        match = _FIELD.match(block, pos)
+        if match is None:
+            return None
+        name = match[1].lower()
+        if name in _KEPT and name not in found:
+            found[name] = match[2]
+        pos = match.end()
+    return found
+
+
+def _address(value: str) -> str | None:
+    """An address header of the simple forms, as email's parser renders it; else None."""
+    match = _BARE.fullmatch(value)
+    if match:
+        return match[1] or match[2]
+    match = _NAMED.fullmatch(value)
+    if match and "=?" not in match[1]:
+        return f"{' '.join(match[1].split())} <{match[2]}>"
+    return None
+
+
+def _header(name: str, value: str) -> str:
+    """A header value decoded as `mime.header` does, taking the short way when it can."""
+    if "=?" not in value:
+        unfolded = _UNFOLD.sub("", value) if "\n" in value else value
+        if name in ("from", "to", "cc"):
+            simple = _address(unfolded)
+            if simple is not None:
+                return simple
+        elif name == "subject":
+            return _clean(unfolded)
+        elif name == "message-id" and _MSG_ID.fullmatch(value):
+            return value
+    try:
+        return mime.clean(str(policy.default.header_fetch_parse(name, value)))
+    except Exception:  # noqa: BLE001 - as mime.header: malformed headers never fail
+        return mime.decode_words(value) if "=?" in value else mime.clean(value)
+
+
+def _charset(content_type: str | None) -> tuple[bool, str | None]:
+    """(whether this is a text/plain part with plain parameters, its charset label)."""
+    if content_type is None:
+        return True, None
+    match = _TEXT_PLAIN.fullmatch(content_type)
+    if match is None:
+        return False, None
+    charset = None
+    params = (match[1] or "").strip()
+    pos = 0
+    while pos < len(params):
+        param = _PARAM.match(params, pos)
+        if param is None or param.end() == pos:
+            return False, None
+        key = param[1].lower()
+        if key == "name":  # a file name makes the part an attachment
+            return False, None
+        if key == "charset":
+            charset = param[2].strip('"').lower()
+        pos = param.end()
+    return True, charset
+
+
+def _clean(text: str) -> str:
+    """mime.clean of text without undecoded bytes; in one pass when there is no control
+    character to drop (a CR before LF dropped or taken as white space gives the same, and
+    str.split and re's \\s both follow str.isspace)."""
+    text = text.replace("\r\n", "\n")
+    return mime.clean(text) if _CONTROL.search(text) else " ".join(text.split())
+
+
+def quick(raw: bytes) -> mime.Summary | None:
+    """The summary of a single-part text/plain message with plain headers, else None.
+
+    Large messages (over mime.PARSE_IN_THREAD) are left to mime.summarize, which is run
+    off the event loop for them and bounds what it reads of a big body."""
+    if len(raw) > mime.PARSE_IN_THREAD:
+        return None
+    split = _HEADER_END.search(raw)
+    if split is None or raw.startswith((b"\r\n", b"\n")):
+        return None
+    fields = _fields(raw[: split.start()])
+    if fields is None or b"content-disposition" in fields:
+        return None
+    try:
+        values = {k.decode(): v.decode("ascii") for k, v in fields.items()}
+    except UnicodeDecodeError:  # 8-bit headers: the full parse knows what to do
+        return None
+    plain, charset = _charset(values.get("content-type"))
+    encoding = values.get("content-transfer-encoding", "").strip().lower()
+    if not plain or (encoding not in _IDENTITY and encoding != "quoted-printable"):
+        return None
+    body = raw[split.end() :]
+    if encoding == "quoted-printable":
+        body = quopri.decodestring(body)
+    # As the full parse: decoded as declared (or guessed), never raising; no undecoded
+    # bytes are left in it, so _clean may skip mime.clean's repair step.
+    text = charsets.decode(body, charset).text[: mime.TEXT_LIMIT]
+    header = {n: _header(n, values[n]) if n in values else "" for n in _HEADERS}
+    return mime.Summary(
+        subject=header["subject"],
+        from_=header["from"],
+        to=header["to"],
+        cc=header["cc"],
+        message_id=header["message-id"].strip("<> "),
+        attachments=0,
+        snippet=_clean(text[: mime.SNIPPET_LENGTH * 4])[: mime.SNIPPET_LENGTH],
+        text=text,
+    )
+
+
+_HEADERS = ("subject", "from", "to", "cc", "message-id")
+
+
+def summarize(raw: bytes) -> mime.Summary:
+    """The summary row's fields of a raw message: the short way when possible."""
+    return quick(raw) or mime.summarize(raw)

@@ -1,0 +1,128 @@
+"""Shared fixtures: database URLs for both backends and a running relay."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from relay.config import StorageConfig
+from relay.store import Store
+from tests import pg
+from tests.browsing import ARGS, CHROMIUM, HAVE_CHROMIUM
+from tests.support import RunningRelay, make_config
+
+if HAVE_CHROMIUM:
+    from playwright.sync_api import Browser, Page, sync_playwright
+
+
+def _fresh_database(kind: str, directory: Path) -> Iterator[str]:
+    if kind == "sqlite":
+        yield f"sqlite+aiosqlite:///{directory / 'relay.db'}"
+        return
+    with pg.fresh_database() as url:
+        yield url
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database, for what only PostgreSQL does (NOTIFY, several
+    processes on one database)."""
+    with pg.fresh_database() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database: a SQLite file, or a new PostgreSQL database."""
+    yield from _fresh_database(request.param, tmp_path)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def module_db_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """`db_url` shared by the tests of one module."""
+    yield from _fresh_database(request.param, tmp_path_factory.mktemp("db"))
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """A SQLite file URL in the test's own directory."""
+    return f"sqlite+aiosqlite:///{tmp_path / 'relay.db'}"
+
+
+@pytest.fixture
+def relay(sqlite_url: str) -> Iterator[RunningRelay]:
+    """A relay capturing into a SQLite file, on free loopback ports."""
+    running = RunningRelay(make_config(sqlite_url)).start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture
+async def store(db_url: str) -> AsyncIterator[Store]:
+    """An open store on a fresh database (SQLite file, then PostgreSQL)."""
+    opened = Store(StorageConfig(url=db_url))
+    await opened.open()
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+@pytest.fixture
+async def sqlite_store(sqlite_url: str) -> AsyncIterator[Store]:
+    """An open store on a fresh SQLite file."""
+    opened = Store(StorageConfig(url=sqlite_url))
+    await opened.open()
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+FIGURES = pytest.StashKey[dict[str, str]]()
+
+
+@pytest.fixture
+def figures(request: pytest.FixtureRequest) -> dict[str, str]:
+    """Figures a test measured (peak memory, counts), printed at the end of the run."""
+    return request.config.stash.setdefault(FIGURES, {})
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print the figures the reliability tests measured (docs/reliability.md quotes them)."""
+    measured = terminalreporter.config.stash.get(FIGURES, {})
+    if measured:
+        terminalreporter.section("figures measured by this run")
+        for name, value in sorted(measured.items()):
+            terminalreporter.write_line(f"{name}: {value}")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium driven by Playwright (no browser download), one per module."""
+    with sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    """A fresh browser tab with its own cookies; fails the test on a dialog."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    tab = context.new_page()
+    dialogs: list[str] = []
+    tab.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    try:
+        yield tab
+    finally:
+        context.close()
+    assert dialogs == [], f"a dialog opened: {dialogs}"

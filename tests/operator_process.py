@@ -1,0 +1,66 @@
+"""A second process acting on a relay's SQLite queue the way `relay queue …` tools do: it
+opens the same file with its own Store and runs operator actions in a loop until a stop
+file appears, printing each action it completed as a JSON line.
+
+    python -m tests.operator_process DATABASE_URL STOP_FILE
+
+It acts only on messages whose id ends in one of MINE, so that a test can let other
+writers act on the rest and still check every answered write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+
+from relay.config import StorageConfig
+from relay.store import Filter, Store
+
+MINE = "GHJKMNPQRSTVWXYZ"
+ACTIONS = ("retry", "hold", "cancel", "delete", "read")
+
+
+def report(action: str, message_id: str, changed: int) -> None:
+    """One completed action, as a JSON line on stdout."""
+    print(json.dumps({"action": action, "id": message_id, "changed": changed}), flush=True)
+
+
+async def act(store: Store, action: str, message_id: str) -> int:
+    """Run one operator action on one message; return how many rows it changed."""
+    now = time.time()
+    if action == "retry":
+        return await store.queue.retry(message_id, now)
+    if action == "hold":
+        return await store.queue.hold(message_id, now)
+    if action == "cancel":
+        return await store.queue.cancel(message_id, now)
+    if action == "delete":
+        return len(await store.delete_messages([message_id]))
+    return len(await store.set_read([message_id], True))
+
+
+async def run(url: str, stop: Path) -> None:
+    """Act on one not-yet-touched message of ours per action, round after round."""
+    store = Store(StorageConfig(url=url))
+    await store.open()
+    touched: set[str] = set()
+    turn = 0
+    try:
+        while not await asyncio.to_thread(stop.exists):
+            page = await store.messages.page(0, 200, Filter(status="deferred"))
+            ours = [m.id for m in page.messages if m.id[-1] in MINE and m.id not in touched]
+            for message_id in ours[:10]:
+                action = ACTIONS[turn % len(ACTIONS)]
+                turn += 1
+                touched.add(message_id)
+                report(action, message_id, await act(store, action, message_id))
+            await asyncio.sleep(0.05)  # a person at a terminal is not a tight loop
+    finally:
+        await store.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(run(sys.argv[1], Path(sys.argv[2])))

@@ -1,0 +1,188 @@
+"""relay.toml → frozen Config: defaults, errors that name file and key, env and flag overrides."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import subprocess
+import sys
+import typing
+from pathlib import Path
+
+import pytest
+
+from relay.config import Config, load_config, with_overrides
+from relay.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    """Write a config file and return its path."""
+    path = tmp_path / "relay.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_shipped_config_serves_at_once() -> None:
+    """The shipped relay.toml: SMTP 127.0.0.1:1025, web 8025, ./relay.db, capture everything."""
+    config = load_config(ROOT / "relay.toml", env={})
+    assert [listener.address for listener in config.listener] == ["127.0.0.1:1025"]
+    assert config.web.address == "127.0.0.1:8025"
+    assert config.storage.url == "sqlite+aiosqlite:///relay.db"
+    assert config.storage.sqlite_synchronous == "full"
+    assert config.mode == "capture"
+
+
+def test_config_is_frozen() -> None:
+    """Config objects cannot be changed after loading."""
+    config = load_config(None, env={})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.web = config.web  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "expected"),
+    [
+        ("[web]\nadress = '127.0.0.1:1'\n", "web.adress", "a known key"),
+        ("[web]\npage_size = 'ten'\n", "web.page_size", "an integer"),
+        ("[web]\npage_size = 0\n", "web.page_size", "greater than 0"),
+        ("[web]\naddress = 'localhost'\n", "web.address", "HOST:PORT"),
+        ("[storage]\nurl = 'mysql://x'\n", "storage.url", "sqlite+aiosqlite://"),
+        ("[storage]\nsqlite_synchronous = 'off'\n", "storage.sqlite_synchronous", "one of"),
+        (
+            "[[listener]]\ntrusted_networks = ['10.0.0.0/33']\n",
+            "listener[0].trusted_networks",
+            "networks",
+        ),
+        ("[listener]\nname = 'x'\n", "listener", "[[listener]]"),
+        ("[server]\nroles = ['smtp', 'smtp']\n", "server.roles", "each once"),
+        ("[server]\nroles = []\n", "server.roles", "a non-empty list"),
+        ("[server]\nroles = ['mail']\n", "server.roles[0]", "one of"),
+        ("[storage]\nauto_migrate = 'yes'\n", "storage.auto_migrate", "true or false"),
+        ("surprise = 1\n", "surprise", "a known key"),
+        ("[server\n", "(syntax)", "valid TOML"),
+    ],
+)
+def test_bad_config_names_file_key_and_expectation(
+    tmp_path: Path, text: str, key: str, expected: str
+) -> None:
+    """Each problem raises ConfigError naming the file, the key and what was expected."""
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as error:
+        load_config(path, env={})
+    message = str(error.value)
+    assert message.startswith(f"{path}: {key}: expected ")
+    assert expected in message
+
+
+def test_check_config_exits_0_when_valid_and_2_with_the_same_message(tmp_path: Path) -> None:
+    """`relay check-config` prints the loader's message and exits 2; 0 for a valid file."""
+    good = subprocess.run(
+        [sys.executable, "-m", "relay", "check-config", str(ROOT / "relay.toml")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert good.returncode == 0, good.stderr
+    bad_path = write(tmp_path, "[web]\npage_size = -1\n")
+    bad = subprocess.run(
+        [sys.executable, "-m", "relay", "check-config", str(bad_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert bad.returncode == 2
+    assert f"{bad_path}: web.page_size: expected a number greater than 0" in bad.stderr
+
+
+def test_environment_overrides_database_url(tmp_path: Path) -> None:
+    """RELAY_DATABASE_URL wins over [storage] url in the file."""
+    path = write(tmp_path, "[storage]\nurl = 'sqlite+aiosqlite:///file.db'\n")
+    url = "postgresql+asyncpg://u@127.0.0.1/db"
+    assert load_config(path, env={"RELAY_DATABASE_URL": url}).storage.url == url
+
+
+def test_flags_win_over_file_and_environment(tmp_path: Path) -> None:
+    """--smtp, --web and --db replace what the file and the environment said."""
+    path = write(tmp_path, "[web]\naddress = '127.0.0.1:9000'\n")
+    config = load_config(path, env={"RELAY_DATABASE_URL": "sqlite+aiosqlite:///env.db"})
+    config = with_overrides(
+        config, smtp="127.0.0.1:2525", web="127.0.0.1:9999", db="sqlite+aiosqlite:///flag.db"
+    )
+    assert [listener.address for listener in config.listener] == ["127.0.0.1:2525"]
+    assert config.web.address == "127.0.0.1:9999"
+    assert config.storage.url == "sqlite+aiosqlite:///flag.db"
+
+
+@pytest.mark.parametrize(
+    ("flag", "roles"),
+    [
+        ("smtp", ("smtp",)),
+        ("delivery, web", ("delivery", "web")),
+        ("smtp,web,delivery", ("smtp", "web", "delivery")),
+    ],
+)
+def test_role_flag_picks_what_the_process_runs(flag: str, roles: tuple[str, ...]) -> None:
+    """--role replaces [server] roles; by default a process runs all three."""
+    assert load_config(None, env={}).server.roles == ("smtp", "web", "delivery")
+    assert with_overrides(load_config(None, env={}), roles=flag).server.roles == roles
+
+
+@pytest.mark.parametrize("flag", ["", "smtp,smtp", "smtp,mail"])
+def test_bad_role_flag_is_a_config_error(flag: str) -> None:
+    """An unknown or repeated role is refused like a bad config key."""
+    with pytest.raises(ConfigError, match="--role: expected roles among smtp, web, delivery"):
+        with_overrides(Config(), roles=flag)
+
+
+def test_bad_flag_is_a_config_error() -> None:
+    """A malformed --smtp value is reported like a bad config key."""
+    with pytest.raises(ConfigError, match="--smtp: expected HOST:PORT"):
+        with_overrides(Config(), smtp="nowhere")
+
+
+def test_relay_route_must_name_a_known_upstream(tmp_path: Path) -> None:
+    """A relay route naming a missing [upstream.NAME] stops start-up with the key named."""
+    path = write(tmp_path, "[[route]]\nmatch = '*'\naction = 'relay'\nupstream = 'nope'\n")
+    with pytest.raises(ConfigError, match=r"route\[0\]\.upstream: expected one of \"mx\""):
+        load_config(path, env={})
+
+
+def _settings(cls: type, prefix: str) -> list[tuple[str, str]]:
+    """(section, key) of every setting declared in a config dataclass, nested ones included."""
+    out = []
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if f.metadata.get("internal"):
+            continue
+        tp = hints[f.name]
+        inner = next((a for a in (tp, *typing.get_args(tp)) if dataclasses.is_dataclass(a)), None)
+        if inner is not None:
+            out += _settings(typing.cast(type, inner), f.name)
+        else:
+            assert f.metadata.get("help"), f"{prefix}.{f.name} has no help text"
+            out.append((prefix, f.name))
+    return out
+
+
+def test_relay_toml_documents_every_key() -> None:
+    """Every key declared in relay/config.py appears, with its help text, in relay.toml."""
+    text = (ROOT / "relay.toml").read_text(encoding="utf-8")
+    missing = [
+        f"{section}.{key}"
+        for section, key in _settings(Config, "")
+        if not re.search(rf"^#? ?{re.escape(key)} = ", text, re.MULTILINE)
+        and not re.search(rf"^#? ?\[{re.escape(section)}\.{re.escape(key)}\]", text, re.MULTILINE)
+    ]
+    assert not missing, f"relay.toml does not document: {missing}"
+
+
+def test_container_config_binds_every_interface_and_keeps_data_in_volume() -> None:
+    """docker/relay.toml is valid and listens on 0.0.0.0 with the database under /data."""
+    config = load_config(ROOT / "docker" / "relay.toml", env={})
+    assert [listener.host for listener in config.listener] == ["0.0.0.0"]
+    assert config.web.host == "0.0.0.0"
+    assert config.storage.url == "sqlite+aiosqlite:////data/relay.db"
+    dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    assert "USER relay" in dockerfile and "HEALTHCHECK" in dockerfile and "/healthz" in dockerfile

@@ -1,0 +1,139 @@
+"""Retention: [storage] max_messages and max_age prune done-with mail on both backends,
+never mail the queue still owns; the background task in a running relay."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from relay import ids, mime
+from relay.config import StorageConfig
+from relay.durations import parse_duration
+from relay.errors import ConfigError
+from relay.settings import build
+from relay.status import Status
+from relay.store import NewMessage, NewRecipient, Store
+from tests.support import RunningRelay, make_config
+
+DAY = 86400.0
+NOW = time.time()
+
+
+async def add(store: Store, age: float, *statuses: Status) -> str:
+    """Store a message received `age` seconds ago with one recipient per status."""
+    when = NOW - age
+    raw = b"Subject: x\r\n\r\nx\r\n"
+    new = NewMessage(
+        id=ids.new_id(when),
+        received_at=when,
+        mail_from="s@example.com",
+        recipients=[NewRecipient(f"r{i}@example.com", status=s) for i, s in enumerate(statuses)],
+        raw=raw,
+        summary=mime.summarize(raw),
+        listener="smtp",
+        peer="127.0.0.1",
+    )
+    await store.add_message(new)
+    return new.id
+
+
+async def remaining(store: Store) -> set[str]:
+    """Ids of the messages still stored."""
+    return {m.id for m in (await store.messages.page(0, 1000)).messages}
+
+
+DONE = [Status.CAPTURED, Status.DELIVERED, Status.FAILED, Status.CANCELLED]
+OWNED = [Status.QUEUED, Status.DEFERRED, Status.HELD, Status.SENDING]
+
+
+async def test_max_age_prunes_old_done_mail_only(store: Store) -> None:
+    """Old captured, delivered, failed and cancelled mail goes; old queued, deferred, held
+    and sending mail stays, as does a message with one recipient still owned."""
+    old_done = [await add(store, 10 * DAY, s) for s in DONE]
+    old_owned = [await add(store, 10 * DAY, s) for s in OWNED]
+    mixed = await add(store, 10 * DAY, Status.DELIVERED, Status.DEFERRED)
+    fresh = await add(store, 60, Status.CAPTURED)
+    async with store.events.subscribe() as events:
+        gone = await store.prune(0, 7 * DAY, NOW)
+        announced = {events.get_nowait().message_id for _ in gone}
+    assert set(gone) == set(old_done) == announced
+    assert await remaining(store) == {*old_owned, mixed, fresh}
+
+
+async def test_max_messages_deletes_the_oldest_done_mail_beyond_the_limit(store: Store) -> None:
+    """Beyond max_messages the oldest done-with messages go; queued mail counts but stays."""
+    queued = await add(store, 50, Status.QUEUED)
+    oldest = await add(store, 40, Status.CAPTURED)
+    older = await add(store, 30, Status.DELIVERED)
+    newer = await add(store, 20, Status.CAPTURED)
+    newest = await add(store, 10, Status.FAILED)
+    gone = await store.prune(3, 0, NOW)
+    assert gone == [oldest, older]
+    assert await remaining(store) == {queued, newer, newest}
+
+
+async def test_limit_unreachable_while_the_queue_owns_the_rest(store: Store) -> None:
+    """When only owned mail is left beyond the limit, pruning stops without deleting it."""
+    owned = [await add(store, 30 - i, Status.DEFERRED) for i in range(3)]
+    assert await store.prune(1, 0, NOW) == []
+    assert await remaining(store) == set(owned)
+
+
+async def test_batches_cover_more_than_one_transaction(store: Store) -> None:
+    """More old messages than one batch are all pruned."""
+    from relay.store import retention
+
+    old = [await add(store, 10 * DAY, Status.CAPTURED) for _ in range(7)]
+    gone = await retention.prune_older_than(store.db, NOW - DAY, batch=3)
+    assert sorted(gone) == sorted(old)
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("7d", 7 * DAY), ("12h", 43200), ("30m", 1800), ("45s", 45), ("3600", 3600), ("1w", 604800)],
+)
+def test_durations(text: str, seconds: float) -> None:
+    """max_age takes a number with an optional unit s, m, h, d or w."""
+    assert parse_duration(text) == seconds
+    assert build(StorageConfig, {"max_age": text}, "t").max_age_seconds == seconds
+
+
+@pytest.mark.parametrize(
+    "values",
+    [{"max_age": "7 days"}, {"max_age": "-1d"}, {"max_messages": -1}, {"prune_interval": 0}],
+)
+def test_bad_retention_settings_name_the_key(values: dict[str, object]) -> None:
+    """A bad retention setting stops start-up with the key named."""
+    with pytest.raises(ConfigError) as caught:
+        build(StorageConfig, values, "relay.toml")
+    assert next(iter(values)) in str(caught.value)
+
+
+def test_retention_off_by_default() -> None:
+    """With no retention keys nothing is ever pruned."""
+    assert not StorageConfig().retention
+
+
+def test_running_relay_prunes_in_the_background(sqlite_url: str) -> None:
+    """A relay with max_messages prunes on its own, announcing each deleted message."""
+    storage = StorageConfig(url=sqlite_url, max_messages=1, prune_interval=0.05)
+    running = RunningRelay(make_config(sqlite_url, storage=storage))
+    running.start()
+    try:
+        store = running.relay.store
+
+        async def scenario() -> tuple[str, str]:
+            async with store.events.subscribe() as events:
+                first = await add(store, 20, Status.CAPTURED)
+                await add(store, 10, Status.CAPTURED)
+                while (event := await events.get()).kind != "deleted":
+                    pass
+                return first, event.message_id
+
+        first, deleted = running.call(asyncio.wait_for(scenario(), 10))
+        assert deleted == first
+        assert running.count() == 1
+    finally:
+        running.stop()

@@ -1,0 +1,251 @@
+"""`[server] smtp_processes`: helper processes accept SMTP on the same ports, store what
+they accept, get it delivered at once, and stop with their primary, even a killed one."""
+
+from __future__ import annotations
+
+import os
+import signal
+import smtplib
+import socket
+import sqlite3
+import time
+from collections.abc import Iterator
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+
+from relay.config import load_config
+from relay.errors import ConfigError
+from tests.cluster import Node
+from tests.upstream import Upstream
+
+pytestmark = pytest.mark.slow
+
+CONNECTIONS = 40
+"""Sessions held open at once: all of them landing on one of two processes by chance has
+a probability of 2 ** -39."""
+
+
+def _primary(directory: Path, db_url: str, upstream: Upstream) -> Node:
+    """relay serve with smtp_processes = 2, relaying everything to `upstream`; a minute
+    between queue polls, so that only a wakeup gets a helper's mail out in time."""
+    return Node(
+        "primary",
+        directory,
+        db_url,
+        upstream.port,
+        server_extra="smtp_processes = 2",
+        delivery="poll_interval = 60.0",
+    )
+
+
+@pytest.fixture
+def upstream() -> Iterator[Upstream]:
+    """A recording upstream on 127.0.0.1."""
+    with Upstream().start() as server:
+        yield server
+
+
+def _helpers(primary: int) -> list[int]:
+    """Process ids of the children of `primary` that run as SMTP helpers."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == primary and b"--smtp-helper" in argv:
+            found.append(int(entry))
+    return found
+
+
+def _owners(pids: list[int], port: int) -> dict[int, int]:
+    """For each established connection to local `port`: the client's port → the pid (one
+    of `pids`) that holds the server's end of it."""
+    holder = {}
+    for pid in pids:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                holder[target[8:-1]] = pid
+    owners = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            local_port = int(fields[1].rsplit(":", 1)[1], 16)
+            remote_port = int(fields[2].rsplit(":", 1)[1], 16)
+            if local_port == port and fields[3] == "01" and fields[9] in holder:
+                owners[remote_port] = holder[fields[9]]
+    return owners
+
+
+def _gone(pid: int, within: float) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            return True
+        if state == "Z":  # exited, not yet reaped by its (dead) parent's reaper
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _refused(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    except OSError:
+        return True
+    return False
+
+
+def _mail(number: int) -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"] = "app@example.com"
+    msg["To"] = f"user{number}@example.org"
+    msg["Subject"] = f"Message {number}"
+    msg.set_content(f"Body {number}\n")
+    return msg
+
+
+def test_helpers_share_the_port_and_their_mail_is_delivered_at_once(
+    tmp_path: Path, db_url: str, upstream: Upstream
+) -> None:
+    """With smtp_processes = 2 both processes take connections on the one port; every
+    message gets its 250, is stored, and reaches the upstream within seconds although the
+    queue is polled once a minute (the helper tells the primary: a pipe on SQLite, NOTIFY
+    on PostgreSQL)."""
+    node = _primary(tmp_path, db_url, upstream).start()
+    clients: list[smtplib.SMTP] = []
+    try:
+        node.wait_ready()
+        assert node.proc is not None
+        assert "smtp: 2 processes share the listeners' ports" in node.log()
+        helpers = _helpers(node.proc.pid)
+        assert len(helpers) == 1, helpers
+        for _ in range(CONNECTIONS):
+            client = smtplib.SMTP("127.0.0.1", node.smtp_port, timeout=30)
+            client.ehlo("client.example")
+            clients.append(client)
+        owners = _owners([node.proc.pid, *helpers], node.smtp_port)
+        owner = [owners[c.sock.getsockname()[1]] for c in clients]
+        by_helper = [n for n, pid in enumerate(owner) if pid != node.proc.pid]
+        by_primary = [n for n, pid in enumerate(owner) if pid == node.proc.pid]
+        assert by_helper and by_primary, f"one process took every connection: {owner}"
+        # The primary's own mail first, delivered; then the helper's, which only the
+        # helper's word can get out before the next poll.
+        for number in by_primary:
+            assert clients[number].send_message(_mail(number)) == {}
+        upstream.wait(lambda u: len(u.delivered) >= len(by_primary), within=15)
+        sent = time.monotonic()
+        for number in by_helper:
+            assert clients[number].send_message(_mail(number)) == {}
+        upstream.wait(lambda u: len(u.delivered) >= CONNECTIONS, within=15)
+        took = time.monotonic() - sent
+        for client in clients:
+            client.quit()
+    finally:
+        for client in clients:
+            client.close()
+        assert node.end(signal.SIGTERM) == 0, node.log()
+    assert sorted(t.rcpt_tos[0] for t in upstream.delivered) == sorted(
+        f"user{n}@example.org" for n in range(CONNECTIONS)
+    )
+    assert took < 15
+    if db_url.startswith("sqlite"):
+        with sqlite3.connect(db_url.split("///", 1)[1]) as conn:
+            assert conn.execute("SELECT count(*) FROM message").fetchone() == (CONNECTIONS,)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+def test_a_helper_stops_with_its_primary(
+    tmp_path: Path, upstream: Upstream, sig: signal.Signals
+) -> None:
+    """SIGTERM to the primary stops its helper too; after SIGKILL, which leaves the
+    primary no chance to say anything, the helper sees its stdin close and stops. Either
+    way no process is left accepting on the port."""
+    node = _primary(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'relay.db'}", upstream)
+    node.start()
+    try:
+        node.wait_ready()
+        assert node.proc is not None
+        helpers = _helpers(node.proc.pid)
+        assert len(helpers) == 1
+        assert not _refused(node.smtp_port)
+        code = node.end(sig)
+    finally:
+        if node.proc is not None and node.proc.poll() is None:
+            node.proc.kill()
+    assert code == (0 if sig is signal.SIGTERM else -signal.SIGKILL)
+    assert _gone(helpers[0], within=20), node.log()
+    assert _refused(node.smtp_port)
+
+
+def test_the_primary_serves_on_when_a_helper_dies(tmp_path: Path, upstream: Upstream) -> None:
+    """A helper killed under it is logged by the primary, which goes on taking and
+    relaying mail on the port."""
+    node = _primary(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'relay.db'}", upstream)
+    node.start()
+    try:
+        node.wait_ready()
+        assert node.proc is not None
+        (helper,) = _helpers(node.proc.pid)
+        os.kill(helper, signal.SIGKILL)
+        deadline = time.monotonic() + 20
+        while "exited with code -9; the other processes keep serving" not in node.log():
+            assert time.monotonic() < deadline, node.log()
+            time.sleep(0.05)
+        for number in range(5):
+            with smtplib.SMTP("127.0.0.1", node.smtp_port, timeout=30) as client:
+                assert client.send_message(_mail(number)) == {}
+        upstream.wait(lambda u: len(u.delivered) >= 5, within=15)
+        assert node.proc.poll() is None
+    finally:
+        assert node.end(signal.SIGTERM) == 0, node.log()
+
+
+def test_sigterm_during_start_up_stops_every_process(tmp_path: Path, upstream: Upstream) -> None:
+    """SIGTERM while the primary waits for its helper to start: start-up is cancelled,
+    what had started is stopped, the primary exits 0 and no helper is left behind."""
+    node = _primary(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'relay.db'}", upstream)
+    node.start()
+    assert node.proc is not None
+    try:
+        deadline = time.monotonic() + 30
+        while "smtp listener 'primary'" not in node.log():
+            assert time.monotonic() < deadline and node.proc.poll() is None, node.log()
+            time.sleep(0.005)
+        helpers = []
+        while not helpers and time.monotonic() < deadline:  # spawned, not yet serving
+            helpers = _helpers(node.proc.pid)
+        assert "smtp: 2 processes" not in node.log(), "the helper started too soon to test"
+        started = time.monotonic()
+        code = node.end(signal.SIGTERM)
+        took = time.monotonic() - started
+    finally:
+        if node.proc.poll() is None:
+            node.proc.kill()
+    assert code == 0, node.log()
+    assert took < 15, node.log()
+    assert helpers and _gone(helpers[0], within=20), node.log()
+    assert _refused(node.smtp_port)
+    assert "web UI on" not in node.log()
+
+
+def test_more_than_one_process_needs_fixed_ports(tmp_path: Path) -> None:
+    """Port 0 means another free port in each process: refused at load, naming the key."""
+    path = tmp_path / "relay.toml"
+    path.write_text('[server]\nsmtp_processes = 2\n[[listener]]\naddress = "127.0.0.1:0"\n')
+    with pytest.raises(ConfigError, match=r"listener\[0\]\.address: expected a fixed port"):
+        load_config(path)
+    path.write_text("[server]\nsmtp_processes = 0\n")
+    with pytest.raises(ConfigError, match=r"server\.smtp_processes: expected a whole number"):
+        load_config(path)

@@ -1,0 +1,191 @@
+"""Search and filters in the store, on SQLite and PostgreSQL: the right messages, newest first."""
+
+from __future__ import annotations
+
+import pytest
+
+from relay.search import parse
+from relay.status import Status
+from relay.store import Filter, Indexer, Store, search
+from tests.webkit import add, message
+
+S = Status
+
+
+async def seed(store: Store) -> dict[str, str]:
+    """Six messages covering the fields, statuses and flags the searches look at."""
+    ids = {}
+    ids["invoice"] = await add(
+        store,
+        message("Invoice 1042", "Please pay 100% by Friday.", "Billing <billing@shop.example>"),
+        {"acct@client.example": S.DELIVERED},
+        listener="submission",
+        user="shop",
+    )
+    ids["failed"] = await add(
+        store,
+        message("Password reset", "Click the link to reset.", "noreply@app.example", "x@y.example"),
+        {"gone@nowhere.example": S.FAILED, "ok@client.example": S.DELIVERED},
+        user="app",
+    )
+    ids["deferred"] = await add(
+        store,
+        message("Weekly digest", "Ünïcödé body with a needle_in_it.", to="team@corp.example"),
+        {"team@corp.example": S.DEFERRED, "boss@corp.example": S.FAILED},
+    )
+    ids["attach"] = await add(
+        store,
+        message("Report", "see attached", extra="X-Ignore: 1\r\n").replace(
+            b"Content-Type: text/plain; charset=utf-8",
+            b'Content-Type: application/pdf; name="r.pdf"\r\nContent-Disposition: attachment',
+        ),
+        {"ops@corp.example": S.CAPTURED},
+    )
+    ids["held"] = await add(
+        store,
+        message("Out of office", "I am away"),
+        {"a@corp.example": S.HELD, "b@corp.example": S.CANCELLED},
+    )
+    ids["cancelled"] = await add(
+        store, message("Nevermind", "cancelled mail"), {"c@corp.example": S.CANCELLED}
+    )
+    await store.set_read([ids["invoice"], ids["held"]], True)
+    return ids
+
+
+CASES = [
+    ("", None, ["cancelled", "held", "attach", "deferred", "failed", "invoice"]),
+    ("invoice", None, ["invoice"]),
+    ("INVOICE", None, ["invoice"]),
+    ("100%", None, ["invoice"]),
+    ("needle_in", None, ["deferred"]),
+    ("ünïcödé", None, ["deferred"]),
+    ('"pay 100% by"', None, ["invoice"]),
+    ("from:billing", None, ["invoice"]),
+    (
+        "from:sender@example.com",
+        None,
+        ["cancelled", "held", "attach", "deferred", "failed", "invoice"],
+    ),
+    ("to:gone@nowhere", None, ["failed"]),
+    ("to:x@y.example", None, ["failed"]),
+    ("subject:digest", None, ["deferred"]),
+    ("is:unread", None, ["cancelled", "attach", "deferred", "failed"]),
+    ("is:read", None, ["held", "invoice"]),
+    ("is:failed", None, ["failed"]),
+    ("is:deferred", None, ["deferred"]),
+    ("is:delivered", None, ["invoice"]),
+    ("is:captured", None, ["attach"]),
+    ("is:held", None, ["held"]),
+    ("is:cancelled", None, ["cancelled"]),
+    ("is:queued", None, []),
+    ("has:attachment", None, ["attach"]),
+    ("-has:attachment -is:read", None, ["cancelled", "deferred", "failed"]),
+    ("-from:noreply is:unread", None, ["cancelled", "attach", "deferred"]),
+    ('-"out of office" corp', None, ["cancelled", "attach", "deferred"]),
+    ("listener:submission", None, ["invoice"]),
+    ("user:app", None, ["failed"]),
+    ("", Filter(status="failed"), ["failed"]),
+    ("", Filter(status="delivered"), ["invoice"]),
+    ("", Filter(listener="smtp"), ["cancelled", "held", "attach", "deferred", "failed"]),
+    ("", Filter(user="shop"), ["invoice"]),
+    ("", Filter(unread=True, status="deferred"), ["deferred"]),
+    ("reset", Filter(status="failed", user="app"), ["failed"]),
+    ("reset", Filter(status="delivered"), []),
+]
+
+
+@pytest.mark.parametrize(("q", "base", "expected"), CASES, ids=[f"{c[0]}|{c[1]}" for c in CASES])
+async def test_search_finds_exactly_these(
+    store: Store, q: str, base: Filter | None, expected: list[str]
+) -> None:
+    """Each search and filter lists exactly the expected messages, newest first."""
+    await check_search(store, q, base, expected)
+
+
+@pytest.mark.parametrize(
+    ("indexed", "few"),
+    [(3, search.FEW), (6, search.FEW), (3, 2), (6, 2)],
+    ids=["half-indexed", "indexed", "half-indexed-common", "indexed-common"],
+)
+@pytest.mark.parametrize(("q", "base", "expected"), CASES, ids=[f"{c[0]}|{c[1]}" for c in CASES])
+async def test_search_finds_the_same_with_the_index(
+    sqlite_store: Store,
+    q: str,
+    base: Filter | None,
+    expected: list[str],
+    indexed: int,
+    few: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """SQLite: the same messages when the search index holds some or all of them, and
+    whether a term is looked up in the index or scanned for (`few` 2: a term whose
+    trigrams two or more indexed rows hold counts as common)."""
+    monkeypatch.setattr(search, "FEW", few)
+    assert sqlite_store.indexer is not None
+    await check_search(sqlite_store, q, base, expected, indexer=sqlite_store.indexer, rows=indexed)
+
+
+async def check_search(
+    store: Store,
+    q: str,
+    base: Filter | None,
+    expected: list[str],
+    indexer: Indexer | None = None,
+    rows: int = 0,
+) -> None:
+    """Seed, index the oldest `rows` messages with `indexer`, search, and compare."""
+    ids = await seed(store)
+    if indexer is not None:
+        assert (await indexer.step(budget=1, batch=rows)).indexed == rows
+    names = {v: k for k, v in ids.items()}
+    base = base or Filter()
+    filter_ = Filter(base.status, base.listener, base.user, parse(q), base.unread)
+    page = await store.messages.page(0, 50, filter_)
+    assert [names[m.id] for m in page.messages] == expected
+    assert page.total == len(expected)
+
+
+async def test_counts_per_derived_status(store: Store) -> None:
+    """The navigation's counts follow each message's derived status."""
+    await seed(store)
+    counts = await store.messages.counts()
+    assert counts.total == 6
+    assert counts.unread == 4
+    assert counts.by_status == {
+        "queued": 0,
+        "deferred": 1,
+        "held": 1,
+        "failed": 1,
+        "delivered": 1,
+        "captured": 1,
+        "cancelled": 1,
+    }
+
+
+async def test_paging_and_live_queries(store: Store) -> None:
+    """Pages split newest first; `after` and `only` pick the rows live updates need."""
+    ids = [await add(store, message(f"m{i}")) for i in range(7)]
+    first = await store.messages.page(0, 3)
+    last = await store.messages.page(6, 3)
+    assert [m.id for m in first.messages] == ids[::-1][:3] and first.total == 7
+    assert [m.id for m in last.messages] == [ids[0]] and last.total == 7
+    newer = await store.messages.page(0, 50, after=ids[4])
+    assert [m.id for m in newer.messages] == [ids[6], ids[5]]
+    one = await store.messages.page(0, 50, Filter(query=parse("m3")), only=[ids[3]])
+    assert [m.id for m in one.messages] == [ids[3]]
+    none = await store.messages.page(0, 50, Filter(query=parse("m2")), only=[ids[3]])
+    assert none.messages == []
+
+
+async def test_delete_matching_and_events(store: Store) -> None:
+    """Deleting by filter removes only the matches and announces each as "deleted"."""
+    ids = await seed(store)
+    async with store.events.subscribe() as queue:
+        gone = await store.delete_matching(Filter(query=parse("corp")))
+        events = [queue.get_nowait() for _ in range(queue.qsize())]
+    assert sorted(gone) == sorted([ids["deferred"], ids["attach"], ids["held"], ids["cancelled"]])
+    assert {(e.kind, e.message_id) for e in events} == {("deleted", i) for i in gone}
+    left = await store.messages.page(0, 50)
+    assert sorted(m.id for m in left.messages) == sorted([ids["invoice"], ids["failed"]])
+    assert await store.messages.raw(ids["attach"]) is None

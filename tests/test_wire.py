@@ -1,0 +1,94 @@
+"""The large-message helpers, pure: DATA's wire form made in chunks, and the skeleton a
+large message's summary is parsed from."""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+
+import pytest
+from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
+
+from relay import mime, skeleton
+from relay.delivery.data import wire_chunks
+
+
+def aiosmtplib_wire_form(message: bytes) -> bytes:
+    """What aiosmtplib's own data() sends before the final dot."""
+    return PERIOD_REGEX.sub(b"..", normalize_message_line_endings(message))
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        b"Subject: x\r\n\r\nplain CRLF lines\r\n",
+        b"Subject: x\n\nbare LF lines\n.leading dot\n",
+        b"Subject: x\r\n\r\nbare CR\rin the middle\r\n..two dots\r\nno final newline",
+        b".dot on the first line\r\n" * 3,
+        b"a" * 300 + b"\r\n" + b"b" * 10 + b"\r\n.c\r\n",
+        b"\r\n" * 50,
+    ],
+)
+@pytest.mark.parametrize("size", [1, 7, 64, 65536])
+def test_chunks_add_up_to_the_wire_form(message: bytes, size: int) -> None:
+    """Whatever the chunk size, the chunks are aiosmtplib's wire form: CRLF line ends, dots
+    stuffed at line starts (also at a chunk's start), a final CRLF."""
+    chunks = list(wire_chunks(message, size))
+    assert b"".join(chunks) == aiosmtplib_wire_form(message)
+    assert all(c.endswith(b"\r\n") for c in chunks)
+
+
+def test_chunks_stay_near_their_size() -> None:
+    """A large message goes out in pieces of about the chunk size, never whole."""
+    message = b"0123456789abcdef\r\n" * 100_000
+    sizes = [len(c) for c in wire_chunks(message, 64 * 1024)]
+    assert len(sizes) > 20 and max(sizes) <= 64 * 1024
+
+
+def big(attachments: int = 2, text: str = "See attached.\n") -> bytes:
+    """A multipart message over skeleton.LARGE: text, an HTML alternative, attachments."""
+    msg = EmailMessage()
+    msg["Subject"] = "Quarterly figures"
+    msg["From"] = "Alice <alice@example.com>"
+    msg["To"] = "bob@example.net"
+    msg["Message-ID"] = "<big-1@example.com>"
+    msg.set_content(text + "-- \nAlice\n")
+    msg.add_alternative(f"<p>{text}</p>", subtype="html")
+    for i in range(attachments):
+        msg.add_attachment(
+            bytes(range(256)) * (6000 // attachments + 1) * 4,
+            maintype="application",
+            subtype="octet-stream",
+            filename=f"part{i}.bin",
+        )
+    raw = msg.as_bytes()
+    assert len(raw) > skeleton.LARGE
+    return raw
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        big(),
+        big(attachments=5),
+        big(text="Long body line.\n" * 200_000),
+        (b"Subject: not MIME\r\n\r\n" + b"-- a line like a boundary\r\n" + b"x" * 70 + b"\r\n")
+        * 20_000,
+        b"Subject: one huge text\r\n\r\n" + (b"word " * 15 + b"\r\n") * 40_000,
+    ],
+    ids=["two attachments", "five attachments", "long text", "dash lines", "plain text"],
+)
+def test_summary_of_a_large_message_equals_the_full_parse(
+    raw: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Parsing the skeleton gives the summary that parsing the whole message gives."""
+    cut = skeleton.skeleton(raw)
+    assert len(cut) < len(raw) // 2
+    summary = mime.summarize(raw)
+    monkeypatch.setattr(skeleton, "LARGE", len(raw))  # parse it whole
+    assert summary == mime.summarize(raw)
+
+
+def test_small_messages_are_parsed_whole() -> None:
+    """Up to skeleton.LARGE the message is its own skeleton."""
+    raw = b"Subject: small\r\n\r\n" + b"x" * 1000 + b"\r\n"
+    assert skeleton.skeleton(raw) is raw

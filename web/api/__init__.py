@@ -1,0 +1,40 @@
+"""The JSON API (Mailpit-compatible, plus relay's own routes) and the operators' routes."""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute, Route
+
+from web import ops
+from web.api import info, message, messages, openapi, queue, send, wait
+
+V1 = "/api/v1"
+
+
+def routes() -> list[BaseRoute]:
+    """Every API route, for web.app to mount."""
+    return [
+        Route(f"{V1}/info", info.info, methods=["GET"]),
+        Route(f"{V1}/messages", messages.list_messages, methods=["GET"]),
+        Route(f"{V1}/messages", messages.set_read, methods=["PUT"]),
+        Route(f"{V1}/messages", messages.delete_messages, methods=["DELETE"]),
+        Route(f"{V1}/search", messages.search_messages, methods=["GET"]),
+        Route(f"{V1}/search", messages.delete_search, methods=["DELETE"]),
+        Route(f"{V1}/message/{{ID}}", message.get_message, methods=["GET"]),
+        Route(f"{V1}/message/{{ID}}/headers", message.get_headers, methods=["GET"]),
+        Route(f"{V1}/message/{{ID}}/raw", message.get_raw, methods=["GET"]),
+        Route(f"{V1}/message/{{ID}}/part/{{PartID}}", message.get_part, methods=["GET"]),
+        Route(f"{V1}/message/{{ID}}/release", message.release, methods=["POST"]),
+        Route(f"{V1}/message/{{ID}}/deliveries", queue.deliveries, methods=["GET"]),
+        Route(f"{V1}/message/{{ID}}/deliveries/{{Action}}", queue.act_on_message, methods=["POST"]),
+        Route(f"{V1}/queue", queue.list_queue, methods=["GET"]),
+        Route(f"{V1}/queue/groups", queue.queue_groups, methods=["GET"]),
+        Route(f"{V1}/queue/{{Action}}", queue.act_on_queue, methods=["POST"]),
+        Route(f"{V1}/recipient/{{RID}}/{{Action}}", queue.act_on_recipient, methods=["POST"]),
+        Route(f"{V1}/send", send.send, methods=["POST"]),
+        Route(f"{V1}/wait", wait.wait_for_message, methods=["GET"]),
+        Route(f"{V1}/openapi.json", openapi.openapi, methods=["GET"]),
+        Route("/view/{ID}.html", message.view_html, methods=["GET"]),
+        Route("/view/{ID}.txt", message.view_text, methods=["GET"]),
+        Route("/metrics", ops.metrics, methods=["GET"]),
+        Route("/readyz", ops.readyz, methods=["GET"]),
+    ]

@@ -1,0 +1,348 @@
+"""The OpenAPI 3 description of the API, written by hand beside the routes it describes
+(tests/test_api_openapi.py checks that the two agree), served at /api/v1/openapi.json."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from relay import __version__
+from web.api import openapi_queue
+from web.api.oas import BAD as _BAD
+from web.api.oas import JSON
+from web.api.oas import NOT_FOUND as _NOT_FOUND
+from web.api.oas import OK as _OK
+from web.api.oas import body as _body
+from web.api.oas import error_response as _error
+from web.api.oas import json_response as _json
+from web.api.oas import message_id as _id
+from web.api.oas import query_param as _query
+from web.api.oas import ref as _ref
+from web.api.oas import text_response as _text
+
+_PAGING = [
+    _query("start", "Offset of the first message (default 0)", "integer"),
+    _query("limit", "Messages to return (default 50, at most 1000)", "integer"),
+]
+_IDS = {"type": "object", "properties": {"IDs": {"type": "array", "items": {"type": "string"}}}}
+_ADDRESS_LIST = {"type": "array", "items": _ref("Address")}
+_CONTACT = {
+    "type": "object",
+    "required": ["Email"],
+    "properties": {"Email": {"type": "string"}, "Name": {"type": "string"}},
+}
+
+SCHEMAS: JSON = {
+    "Error": {"type": "object", "properties": {"Error": {"type": "string"}}},
+    "Address": {
+        "type": "object",
+        "properties": {"Name": {"type": "string"}, "Address": {"type": "string"}},
+    },
+    "Attachment": {
+        "type": "object",
+        "properties": {
+            "PartID": {"type": "string"},
+            "FileName": {"type": "string"},
+            "ContentType": {"type": "string"},
+            "ContentID": {"type": "string"},
+            "Size": {"type": "integer"},
+        },
+    },
+    "MessageSummary": {
+        "type": "object",
+        "properties": {
+            "ID": {"type": "string"},
+            "MessageID": {"type": "string"},
+            "Read": {"type": "boolean"},
+            "From": {**_ref("Address"), "nullable": True},
+            "To": _ADDRESS_LIST,
+            "Cc": _ADDRESS_LIST,
+            "Bcc": _ADDRESS_LIST,
+            "ReplyTo": _ADDRESS_LIST,
+            "Subject": {"type": "string"},
+            "Created": {"type": "string", "format": "date-time"},
+            "Size": {"type": "integer"},
+            "Attachments": {"type": "integer"},
+            "Snippet": {"type": "string"},
+            "Tags": {"type": "array", "items": {"type": "string"}},
+            "Status": {"type": "string", "description": "relay: the derived delivery status"},
+        },
+    },
+    "MessagesSummary": {
+        "type": "object",
+        "properties": {
+            "total": {"type": "integer"},
+            "unread": {"type": "integer"},
+            "count": {"type": "integer"},
+            "messages_count": {"type": "integer"},
+            "messages_unread": {"type": "integer"},
+            "start": {"type": "integer"},
+            "tags": {"type": "array", "items": {"type": "string"}},
+            "messages": {"type": "array", "items": _ref("MessageSummary")},
+        },
+    },
+    "Message": {
+        "type": "object",
+        "properties": {
+            "ID": {"type": "string"},
+            "MessageID": {"type": "string"},
+            "Read": {"type": "boolean"},
+            "From": {**_ref("Address"), "nullable": True},
+            "To": _ADDRESS_LIST,
+            "Cc": _ADDRESS_LIST,
+            "Bcc": _ADDRESS_LIST,
+            "ReplyTo": _ADDRESS_LIST,
+            "ReturnPath": {"type": "string"},
+            "Subject": {"type": "string"},
+            "Date": {"type": "string", "format": "date-time"},
+            "Created": {"type": "string", "format": "date-time"},
+            "Text": {"type": "string"},
+            "HTML": {"type": "string"},
+            "Size": {"type": "integer"},
+            "Inline": {"type": "array", "items": _ref("Attachment")},
+            "Attachments": {"type": "array", "items": _ref("Attachment")},
+            "Tags": {"type": "array", "items": {"type": "string"}},
+            "Status": {"type": "string"},
+        },
+    },
+    "SendRequest": {
+        "type": "object",
+        "required": ["From"],
+        "properties": {
+            "From": _CONTACT,
+            "To": {"type": "array", "items": _CONTACT},
+            "Cc": {"type": "array", "items": _CONTACT},
+            "Bcc": {"type": "array", "items": {"type": "string"}},
+            "ReplyTo": {"type": "array", "items": _CONTACT},
+            "Subject": {"type": "string"},
+            "Text": {"type": "string"},
+            "HTML": {"type": "string"},
+            "Headers": {"type": "object", "additionalProperties": {"type": "string"}},
+            "Tags": {"type": "array", "items": {"type": "string"}, "description": "ignored"},
+            "Attachments": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["Content", "Filename"],
+                    "properties": {
+                        "Content": {"type": "string", "format": "byte"},
+                        "Filename": {"type": "string"},
+                        "ContentType": {"type": "string"},
+                        "ContentID": {"type": "string"},
+                    },
+                },
+            },
+        },
+    },
+    "Info": {
+        "type": "object",
+        "properties": {
+            "Version": {"type": "string"},
+            "LatestVersion": {"type": "string"},
+            "Database": {"type": "string"},
+            "DatabaseSize": {"type": "integer"},
+            "Messages": {"type": "integer"},
+            "Unread": {"type": "integer"},
+            "Tags": {"type": "object", "additionalProperties": {"type": "integer"}},
+            "RuntimeStats": {"type": "object", "additionalProperties": {"type": "integer"}},
+        },
+    },
+}
+
+PATHS: JSON = {
+    "/api/v1/info": {
+        "get": {
+            "summary": "Version, database and totals",
+            "responses": {"200": _json(_ref("Info"))},
+        },
+    },
+    "/api/v1/messages": {
+        "get": {
+            "summary": "List messages, newest first",
+            "parameters": _PAGING,
+            "responses": {"200": _json(_ref("MessagesSummary")), "400": _BAD},
+        },
+        "put": {
+            "summary": "Mark messages read or unread (no IDs: all, or those Search matches)",
+            "parameters": [_query("search", "Search whose matches to mark, when no IDs")],
+            "requestBody": _body(
+                {
+                    "type": "object",
+                    "properties": {
+                        "IDs": {"type": "array", "items": {"type": "string"}},
+                        "Read": {"type": "boolean"},
+                        "Search": {"type": "string"},
+                    },
+                }
+            ),
+            "responses": {"200": _OK, "400": _BAD},
+        },
+        "delete": {
+            "summary": "Delete messages by ID (no IDs: every message)",
+            "requestBody": _body(_IDS),
+            "responses": {"200": _OK, "400": _BAD},
+        },
+    },
+    "/api/v1/search": {
+        "get": {
+            "summary": "Messages a search matches, newest first",
+            "parameters": [_query("query", "Search (docs/api.md)", required=True), *_PAGING],
+            "responses": {"200": _json(_ref("MessagesSummary")), "400": _BAD},
+        },
+        "delete": {
+            "summary": "Delete every message a search matches",
+            "parameters": [_query("query", "Search (docs/api.md)", required=True)],
+            "responses": {"200": _OK, "400": _BAD},
+        },
+    },
+    "/api/v1/message/{ID}": {
+        "get": {
+            "summary": "One message with bodies and parts; marks it read",
+            "parameters": [_id()],
+            "responses": {"200": _json(_ref("Message")), "404": _NOT_FOUND},
+        },
+    },
+    "/api/v1/message/{ID}/headers": {
+        "get": {
+            "summary": "Headers as {Name: [values]}",
+            "parameters": [_id()],
+            "responses": {
+                "200": _json(
+                    {
+                        "type": "object",
+                        "additionalProperties": {"type": "array", "items": {"type": "string"}},
+                    }
+                ),
+                "404": _NOT_FOUND,
+            },
+        },
+    },
+    "/api/v1/message/{ID}/raw": {
+        "get": {
+            "summary": "The message as stored",
+            "parameters": [_id()],
+            "responses": {"200": _text("Raw message"), "404": _NOT_FOUND},
+        },
+    },
+    "/api/v1/message/{ID}/part/{PartID}": {
+        "get": {
+            "summary": "One attachment or inline part",
+            "parameters": [
+                _id(),
+                {
+                    "name": "PartID",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string"},
+                    "description": "PartID from the message's parts",
+                },
+            ],
+            "responses": {"200": _text("The part", "application/octet-stream"), "404": _NOT_FOUND},
+        },
+    },
+    "/api/v1/message/{ID}/release": {
+        "post": {
+            "summary": "Queue a stored message for delivery to these addresses",
+            "parameters": [_id()],
+            "requestBody": _body(
+                {
+                    "type": "object",
+                    "required": ["To"],
+                    "properties": {"To": {"type": "array", "items": {"type": "string"}}},
+                },
+                required=True,
+            ),
+            "responses": {
+                "200": _OK,
+                "400": _BAD,
+                "404": _NOT_FOUND,
+            },
+        },
+    },
+    "/api/v1/send": {
+        "post": {
+            "summary": "Store a message given as JSON, routed like SMTP mail",
+            "requestBody": _body(_ref("SendRequest"), required=True),
+            "responses": {
+                "200": _json({"type": "object", "properties": {"ID": {"type": "string"}}}),
+                "400": _BAD,
+                "415": _error("The body is not application/json"),
+            },
+        },
+    },
+    "/api/v1/wait": {
+        "get": {
+            "summary": "Wait until a message matching a search is stored (long poll)",
+            "parameters": [
+                _query("query", "Search (docs/api.md); empty: any message"),
+                _query("timeout", "Seconds to wait (default 30, at most 300)", "integer"),
+                _query("after", "Only messages stored after this message ID"),
+            ],
+            "responses": {
+                "200": _json(_ref("MessageSummary")),
+                "400": _BAD,
+                "408": _error("No matching message within the timeout"),
+            },
+        },
+    },
+    "/api/v1/openapi.json": {
+        "get": {"summary": "This document", "responses": {"200": _json({"type": "object"})}},
+    },
+    "/view/{ID}.html": {
+        "get": {
+            "summary": "The HTML body alone, under a strict CSP",
+            "parameters": [_id(), _query("embed", "1: links open in a new tab")],
+            "responses": {"200": _text("HTML body", "text/html"), "404": _NOT_FOUND},
+        },
+    },
+    "/view/{ID}.txt": {
+        "get": {
+            "summary": "The text body alone",
+            "parameters": [_id()],
+            "responses": {"200": _text("Text body"), "404": _NOT_FOUND},
+        },
+    },
+    "/metrics": {
+        "get": {
+            "summary": "Prometheus metrics (text format)",
+            "responses": {"200": _text("Metrics")},
+        },
+    },
+    "/readyz": {
+        "get": {
+            "summary": "Ready: database reachable and every listener accepting",
+            "responses": {
+                "200": _json({"type": "object"}, "Ready"),
+                "503": _json({"type": "object"}, "Not ready: the problems say why"),
+            },
+        },
+    },
+    "/healthz": {
+        "get": {"summary": "Alive", "responses": {"200": _text('"ok"')}},
+    },
+}
+
+DOCUMENT: JSON = {
+    "openapi": "3.0.3",
+    "info": {
+        "title": "relay API",
+        "version": __version__,
+        "description": "Mailpit-compatible message API of relay, with its own additions"
+        " (wait for a message, the delivery queue). docs/api.md lists every difference"
+        " from Mailpit.",
+    },
+    "paths": {**PATHS, **openapi_queue.PATHS},
+    "components": {
+        "schemas": {**SCHEMAS, **openapi_queue.SCHEMAS},
+        "securitySchemes": {
+            "basic": {"type": "http", "scheme": "basic"},
+            "bearer": {"type": "http", "scheme": "bearer"},
+        },
+    },
+    "security": [{}, {"basic": []}, {"bearer": []}],
+}
+
+
+async def openapi(request: Request) -> Response:
+    """GET /api/v1/openapi.json."""
+    return JSONResponse(DOCUMENT)

@@ -1,0 +1,98 @@
+"""The Starlette application: routes, templates, static files, security, shared state."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from relay.config import Config
+from relay.metrics import Metrics
+from relay.store import Store
+from web import api, listing, live, message, queue, release
+from web.ops import Readiness
+from web.rendering import make_templates
+from web.security import CsrfTokens, SecurityMiddleware
+
+HERE = Path(__file__).parent
+
+
+async def healthz(request: Request) -> PlainTextResponse:
+    """Alive: the process answers HTTP."""
+    return PlainTextResponse("ok\n")
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    """An HTTP error as a small page (or plain text for non-page clients)."""
+    assert isinstance(exc, HTTPException)
+    wants_html = "text/html" in request.headers.get("accept", "")
+    if not wants_html or not hasattr(request.state, "csrf"):
+        return PlainTextResponse(f"{exc.detail}\n", status_code=exc.status_code)
+    return listing.render(
+        request,
+        "error.html",
+        {"status": exc.status_code, "detail": exc.detail, "params": {}},
+        status=exc.status_code,
+    )
+
+
+def csrf_key(secret: str) -> bytes | None:
+    """The CSRF signing key for `[web] secret`; None (a random key) when it is empty."""
+    return hashlib.sha256(b"relay csrf\0" + secret.encode()).digest() if secret else None
+
+
+def create_app(
+    config: Config, store: Store, metrics: Metrics | None = None, ready: Readiness | None = None
+) -> Starlette:
+    """The web app for `config`, reading and acting on `store`; /metrics shows `metrics`
+    and /readyz asks `ready` (without it: whether the database answers)."""
+    tokens = CsrfTokens(csrf_key(config.web.secret))
+    app = Starlette(
+        routes=[
+            Route("/", listing.message_list, name="list"),
+            Route("/messages/action", listing.bulk_action, methods=["POST"], name="bulk"),
+            Route("/live/rows", listing.live_rows, name="live_rows"),
+            Route("/live/nav", listing.live_nav, name="live_nav"),
+            Route("/events", live.events, name="events"),
+            Route("/message/{id}", message.message_page, name="message"),
+            Route(
+                "/message/{id}/action",
+                message.message_action,
+                methods=["POST"],
+                name="message_action",
+            ),
+            Route("/message/{id}/deliveries", message.message_deliveries, name="deliveries"),
+            Route(
+                "/message/{id}/release",
+                release.release_page,
+                methods=["GET", "POST"],
+                name="release",
+            ),
+            Route("/message/{id}/source.eml", message.message_source, name="source"),
+            Route("/message/{id}/body.html", message.message_html, name="html_body"),
+            Route("/message/{id}/part/{part_id}", message.message_part, name="part"),
+            Route("/queue", queue.queue_page, name="queue"),
+            Route("/queue/action", queue.queue_action, methods=["POST"], name="queue_action"),
+            Route("/queue/live", queue.queue_live, name="queue_live"),
+            Route("/healthz", healthz, name="healthz"),
+            *api.routes(),
+            Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+        ],
+        middleware=[Middleware(SecurityMiddleware, config=config.web, tokens=tokens)],
+        exception_handlers={HTTPException: http_error},
+    )
+    app.state.config = config
+    app.state.store = store
+    app.state.metrics = metrics or Metrics()
+    app.state.ready = ready
+    app.state.started = time.monotonic()
+    app.state.templates = make_templates(HERE / "templates")
+    return app

@@ -1,0 +1,167 @@
+"""The message list: filters, search, paging, bulk actions, and the fragments live updates fetch."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from starlette.datastructures import FormData, QueryParams
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from relay import search
+from relay.store import Counts, Filter, Store
+from web.rendering import STATUS_LABELS
+from web.security import check_post
+
+UNREAD = "unread"
+ACTIONS = ("delete", "read", "unread")
+MAX_SELECTION = 1000
+
+
+def store_of(request: Request) -> Store:
+    """The store the app serves."""
+    store: Store = request.app.state.store
+    return store
+
+
+def render(request: Request, template: str, context: dict[str, Any], status: int = 200) -> Response:
+    """A template response with what every page needs."""
+    return request.app.state.templates.TemplateResponse(  # type: ignore[no-any-return]
+        request, template, {"csrf": request.state.csrf, **context}, status_code=status
+    )
+
+
+def read_filter(params: QueryParams | FormData) -> tuple[Filter, dict[str, str]]:
+    """The list filter in request parameters, and the parameters that make it up."""
+    values = {k: str(params.get(k) or "").strip() for k in ("q", "status", "listener", "user")}
+    status = values["status"]
+    if status and status != UNREAD and status not in STATUS_LABELS:
+        raise HTTPException(400, f"status must be one of {UNREAD}, {', '.join(STATUS_LABELS)}")
+    filter_ = Filter(
+        status=status if status != UNREAD else None,
+        listener=values["listener"] or None,
+        user=values["user"] or None,
+        query=search.parse(values["q"]),
+        unread=status == UNREAD,
+    )
+    return filter_, {k: v for k, v in values.items() if v}
+
+
+def _page_number(request: Request) -> int:
+    try:
+        return max(1, int(request.query_params.get("page", 1)))
+    except ValueError:
+        raise HTTPException(400, "page must be a whole number") from None
+
+
+async def navigation(request: Request) -> dict[str, Any]:
+    """The sidebar's counts, the configured listeners, the authenticated users, and the
+    queue's recipients per state."""
+    store = store_of(request)
+    return {
+        "counts": await store.messages.counts(),
+        "listeners": [lc.name for lc in request.app.state.config.listener],
+        "users": await store.messages.users(),
+        "queue_summary": await store.queue_view.summary(),
+    }
+
+
+async def message_list(request: Request) -> Response:
+    """Messages newest first, filtered and searched, one page at a time."""
+    filter_, params = read_filter(request.query_params)
+    page_size = request.app.state.config.web.page_size
+    page_number = _page_number(request)
+    nav = await navigation(request)
+    page = await store_of(request).messages.page(
+        (page_number - 1) * page_size, page_size, filter_, total=known_total(filter_, nav["counts"])
+    )
+    pages = max(1, -(-page.total // page_size))
+    return render(
+        request,
+        "list.html",
+        {
+            "page": page,
+            "page_number": page_number,
+            "pages": pages,
+            "params": params,
+            "query": filter_.query,
+            **nav,
+        },
+    )
+
+
+def known_total(filter_: Filter, counts: Counts) -> int | None:
+    """The number of matching messages when the navigation's counts already tell it."""
+    if filter_.query or filter_.listener or filter_.user or (filter_.status and filter_.unread):
+        return None
+    if filter_.status:
+        return counts.by_status.get(filter_.status)
+    return counts.unread if filter_.unread else counts.total
+
+
+async def live_rows(request: Request) -> Response:
+    """Rows for the list's live updates: newer than `after`, or the one message `id`."""
+    filter_, params = read_filter(request.query_params)
+    after = request.query_params.get("after") or None
+    one = request.query_params.get("id")
+    messages = store_of(request).messages
+    limit = request.app.state.config.web.page_size
+    only = [one] if one else None
+    rows = (await messages.page(0, limit, filter_, after=after, only=only, total=0)).messages
+    return render(request, "_rows.html", {"messages": rows, "params": params})
+
+
+async def live_nav(request: Request) -> Response:
+    """The sidebar alone, for live updates of the counts."""
+    _filter, params = read_filter(request.query_params)
+    return render(request, "_nav.html", {"params": params, **await navigation(request)})
+
+
+def safe_next(value: object, fallback: str) -> str:
+    """A local path to go back to after a form (never another site)."""
+    if not isinstance(value, str) or not value.startswith("/") or value.startswith("//"):
+        return fallback
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc or "\\" in value:
+        return fallback
+    return value
+
+
+async def bulk_action(request: Request) -> Response:
+    """Delete, or mark read or unread, the selected messages or all matching the filter."""
+    form = await request.form()
+    check_post(request, form)
+    action = form.get("action")
+    if action not in ACTIONS:
+        raise HTTPException(400, f"action must be one of {', '.join(ACTIONS)}")
+    back = safe_next(form.get("next"), str(request.url_for("list").path))
+    store = store_of(request)
+    if form.get("scope") == "all":
+        if action != "delete":
+            raise HTTPException(400, "only delete applies to every matching message")
+        filter_, params = read_filter(form)
+        if form.get("confirm") != "yes":
+            page = await store.messages.page(0, 0, filter_)
+            return render(
+                request,
+                "confirm.html",
+                {
+                    "total": page.total,
+                    "params": params,
+                    "next": back,
+                    "query": filter_.query,
+                    **await navigation(request),
+                },
+            )
+        await store.delete_matching(filter_)
+        return RedirectResponse(back, status_code=303)
+    ids = [str(v) for v in form.getlist("ids")][:MAX_SELECTION]
+    if not ids:
+        return RedirectResponse(back, status_code=303)
+    if action == "delete":
+        await store.delete_messages(ids)
+    else:
+        await store.set_read(ids, action == "read")
+    return RedirectResponse(back, status_code=303)
