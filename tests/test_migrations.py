@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -214,6 +216,29 @@ async def test_processes_starting_together_create_the_schema_once(db_url: str) -
     finally:
         await asyncio.gather(*(s.close() for s in stores))
     assert versions == {migrate.head()}
+
+
+async def test_sqlite_enters_wal_while_another_connection_writes(sqlite_url: str) -> None:
+    """Opening a database still in rollback-journal mode while another connection holds
+    its write lock waits for that writer, then switches to WAL, instead of failing with
+    "database is locked" (what SQLite answers at once when several processes first open
+    a new file together)."""
+    path = sqlite_url.removeprefix("sqlite+aiosqlite:///")
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("CREATE TABLE t (a)")
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO t VALUES (1)")
+    release = threading.Timer(0.3, other.execute, ("COMMIT",))
+    release.start()
+    db = Database(StorageConfig(url=sqlite_url))
+    try:
+        async with db.reader.connect() as conn:
+            mode = (await conn.exec_driver_sql("PRAGMA journal_mode")).scalar()
+    finally:
+        release.join()
+        other.close()
+        await db.close()
+    assert mode == "wal"
 
 
 def test_relay_db_current_upgrade_and_serve(db_url: str, tmp_path: Path) -> None:

@@ -40,6 +40,7 @@ import os
 import secrets
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -58,6 +59,9 @@ from relay.store.notices import CHANNEL, payloads
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+_WAL_RETRY = 0.005
+"""Seconds between two tries to enter WAL mode while another connection writes."""
 
 _SQLALCHEMY_ONLY = ("prepared_statement_cache_size", "prepared_statement_name_func")
 """Connection parameters the SQLAlchemy asyncpg dialect takes that asyncpg itself does not."""
@@ -88,7 +92,7 @@ def _sqlite_setup(
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {busy_ms}")
-        cursor.execute("PRAGMA journal_mode = WAL")
+        enter_wal(cursor, storage.busy_timeout)
         cursor.execute(f"PRAGMA synchronous = {sync}")
         # Off only while migrating: rebuilding a table must not cascade to its children.
         cursor.execute(f"PRAGMA foreign_keys = {'ON' if foreign_keys else 'OFF'}")
@@ -97,6 +101,28 @@ def _sqlite_setup(
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         conn.exec_driver_sql(begin)
+
+
+def enter_wal(cursor: Any, timeout: float) -> None:
+    """Put the database in WAL mode (a no-op once it is), waiting up to `timeout` seconds.
+
+    Leaving the rollback journal needs the file to itself, and SQLite answers "database
+    is locked" at once, without its busy wait, when another connection writes meanwhile
+    (it could deadlock otherwise). That happens only while a new database is first opened
+    by several connections or processes together; try again until the others are done.
+    The short sleeps between tries block the calling thread (for aiosqlite connections,
+    the event loop), which is only ever the case during such a first open.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except Exception as exc:
+            busy = getattr(exc, "sqlite_errorname", "") == "SQLITE_BUSY"
+            if not (busy or "database is locked" in str(exc)) or time.monotonic() > deadline:
+                raise
+            time.sleep(_WAL_RETRY)
 
 
 def _file_sizes(path: str) -> int:
