@@ -3,7 +3,8 @@
 Run as `python -m bench.sink HOST:PORT [--loop asyncio|uvloop]`. Like bench/nullsmtp.py it
 keeps no message, but for each one it notes `time.monotonic()` when it answers 250 (CLOCK_MONOTONIC
 is system-wide on Linux, so the time compares with other processes' clocks) and the value of
-the message's `X-Bench-Id` header, if any; it also counts the connections made to it.
+the message's `X-Bench-Id` header, if any; it also counts the connections made to it. It
+offers PIPELINING (RFC 2920), as Postfix and most mail servers do.
 
 Its control channel is stdin/stdout, one line each way: `count` answers the number of
 messages recorded so far; `take` answers a JSON object with everything recorded since the
@@ -49,6 +50,14 @@ class Recorder:
     def __init__(self) -> None:
         self.connections = 0
         self.accepted: list[tuple[float, str | None]] = []
+
+    async def handle_EHLO(
+        self, server: SMTP, session: Session, envelope: Envelope, hostname: str, lines: list[str]
+    ) -> list[str]:
+        """Greet as aiosmtpd does, and offer PIPELINING (aiosmtpd reads commands in order
+        whether or not they were pipelined)."""
+        session.host_name = hostname
+        return [*lines[:-1], "250-PIPELINING", lines[-1]]
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         """Note the time and the message's bench id, say it was accepted."""

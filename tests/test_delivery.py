@@ -27,10 +27,11 @@ from tests.upstream import Upstream
 A, B, C = "alice@example.com", "bob@example.com", "carol@example.com"
 
 
-@pytest.fixture
-def upstream() -> Iterator[Upstream]:
-    """A running scriptable upstream on 127.0.0.1."""
-    with Upstream().start() as server:
+@pytest.fixture(params=["pipelining", "no-pipelining"])
+def upstream(request: pytest.FixtureRequest) -> Iterator[Upstream]:
+    """A running scriptable upstream on 127.0.0.1, offering PIPELINING or not (the
+    worker then sends its commands in one group, or one at a time)."""
+    with Upstream(pipelining=request.param == "pipelining").start() as server:
         yield server
 
 

@@ -5,7 +5,8 @@ It records every connection and transaction, and can be scripted per recipient: 
 the default (accept). An answer is a RCPT reply ("550 5.1.1 ..."; a 421 also closes the
 connection), or something that happens at DATA: `data(reply)`, `DROP` (close without a
 reply) or `SLOW` (hold the reply until `release()`). With `greeting` set, every new connection
-is answered with that reply instead of 220 and closed.
+is answered with that reply instead of 220 and closed. It offers PIPELINING, as most mail
+servers do, unless told `pipelining=False`.
 
     with Upstream().start() as upstream:
         upstream.script("bob@example.com", RCPT_550)
@@ -118,6 +119,19 @@ class _Handler:
     def __init__(self, upstream: Upstream) -> None:
         self.upstream = upstream
 
+    async def handle_EHLO(
+        self,
+        server: _Session,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        session.host_name = hostname
+        if self.upstream.pipelining:
+            responses.insert(-1, "250-PIPELINING")
+        return responses
+
     async def handle_RCPT(
         self,
         server: _Session,
@@ -169,8 +183,10 @@ class Upstream:
         ssl_context: ssl.SSLContext | None = None,
         users: dict[str, str] | None = None,
         data_size_limit: int = 33554432,
+        pipelining: bool = True,
     ) -> None:
         self.host = host
+        self.pipelining = pipelining
         self.data_size_limit = data_size_limit
         self.port = port
         self.tls = tls

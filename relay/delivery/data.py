@@ -1,24 +1,20 @@
-"""DATA with the message streamed: the wire form is made chunk by chunk as it is sent.
+"""DATA's wire form, made chunk by chunk as the message is sent.
 
-aiosmtplib's `SMTP.data()` builds the whole wire form first (line endings normalised,
-dots stuffed, the final dot appended, then the transport's own buffer), several full
-copies of the message at once: for a 40 MB message that is hundreds of megabytes. Here each
-chunk of about CHUNK bytes, cut at a line end, gets the same treatment and is written once
-the transport has room for it, so only the stored message and a chunk or two are in memory.
-The commands and replies still go through aiosmtplib.
+Building the whole wire form first (line endings normalised, dots stuffed, the final dot
+appended) would hold several full copies of the message at once: for a 40 MB message,
+hundreds of megabytes. Here each chunk of about CHUNK bytes, cut at a line end, gets that
+treatment and is written once the transport has room for it, so only the stored message
+and a chunk or two are in memory.
 """
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Iterator
 
-import aiosmtplib
+from relay.delivery.channel import Channel
 
 CHUNK = 64 * 1024
-START_INPUT = 354
-COMPLETED = 250
 END_OF_DATA = b".\r\n"
 _LINE_ENDINGS = re.compile(rb"\r\n|\n|\r(?!\n)")
 _LEADING_DOT = re.compile(rb"(?m)^\.")
@@ -42,32 +38,13 @@ def wire_chunks(message: bytes, size: int = CHUNK) -> Iterator[bytes]:
         start = stop
 
 
-async def send_data(smtp: aiosmtplib.SMTP, message: bytes) -> aiosmtplib.SMTPResponse:
-    """DATA, the message streamed in chunks with flow control, then the reply; raises as
-    `smtp.data()` does (SMTPDataError for a refusal, SMTPServerDisconnected...)."""
-    protocol = smtp.protocol
-    drain = getattr(protocol, "_drain_helper", None)
-    if protocol is None or drain is None:  # an aiosmtplib without flow control to wait on
-        return await smtp.data(message)
-    reply = await smtp.execute_command(b"DATA")
-    if reply.code != START_INPUT:
-        raise aiosmtplib.SMTPDataError(reply.code, reply.message)
-    try:
-        async with asyncio.timeout(smtp.timeout):
-            pieces = wire_chunks(message)
-            last = next(pieces, b"")
-            for piece in pieces:
-                protocol.write(last)
-                await drain()
-                last = piece
-            protocol.write(last + END_OF_DATA)  # one write (one system call) for a small one
-            reply = await protocol.read_response()
-    except TimeoutError:
-        smtp.close()
-        raise aiosmtplib.SMTPTimeoutError("timed out sending the message") from None
-    except (aiosmtplib.SMTPServerDisconnected, OSError) as exc:
-        smtp.close()
-        raise aiosmtplib.SMTPServerDisconnected(f"connection lost during DATA: {exc}") from exc
-    if reply.code != COMPLETED:
-        raise aiosmtplib.SMTPDataError(reply.code, reply.message)
-    return reply
+async def send_data(channel: Channel, message: bytes) -> None:
+    """Send the message after DATA's 354, with flow control, and the final dot (the reply
+    is the caller's to read)."""
+    pieces = wire_chunks(message)
+    last = next(pieces, b"")
+    for piece in pieces:
+        channel.write(last)
+        await channel.drain()
+        last = piece
+    channel.write(last + END_OF_DATA)  # one write (one system call) for a small message

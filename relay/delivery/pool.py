@@ -1,10 +1,12 @@
 """Connections to one destination (an upstream, or one MX host), pooled and reused.
 
-At most `max_connections` are open at once. A connection that finished a transaction waits
-idle for the next one (which sends RSET first, so that whatever the last one left behind
-cannot leak into it) and is closed after `idle_timeout`, after `max_messages_per_connection`
-messages, or when the server said 421 or broke it; a reused connection that turns out
-closed is replaced by the sender, at no cost of an attempt.
+At most `max_connections` are open at once. aiosmtplib connects and sets a connection up
+(EHLO, STARTTLS, AUTH); its transactions then go through a `Channel`. A connection that
+finished a transaction waits idle for the next one (which sends RSET first, so that
+whatever the last one left behind cannot leak into it) and is closed after `idle_timeout`,
+after `max_messages_per_connection` messages, or when the server said 421 or broke it; a
+reused connection that turns out closed is replaced by the sender, at no cost of an
+attempt.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 import aiosmtplib
 
 from relay.config import ConnectionSettings
+from relay.delivery.channel import Channel
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +42,11 @@ class Target:
 class Connection:
     """One SMTP client connection of a pool."""
 
-    def __init__(self, smtp: aiosmtplib.SMTP, label: str) -> None:
-        self.smtp = smtp
+    def __init__(self, channel: Channel, label: str) -> None:
+        self.channel = channel
         self.label = label  # shown on attempts: host[address]:port
         self.messages = 0
-        self.reused = False
+        self.reused = False  # carried a transaction before: the next one starts with RSET
         self.idle_timer: asyncio.TimerHandle | None = None
 
 
@@ -81,7 +84,7 @@ class Pool:
         return self._busy + len(self._idle)
 
     async def acquire(self) -> Connection:
-        """A connection ready for a transaction: an idle one after RSET, else a new one.
+        """A connection for a transaction: an idle one that is still open, else a new one.
 
         Waits while `max_connections` are in use. Raises what connecting raised.
         """
@@ -91,12 +94,8 @@ class Pool:
                 conn = self._idle.pop()
                 if conn.idle_timer is not None:
                     conn.idle_timer.cancel()
-                if not conn.smtp.is_connected:
-                    continue
-                try:
-                    await conn.smtp.rset(timeout=self.target.settings.command_timeout)
-                except (aiosmtplib.SMTPException, OSError):
-                    conn.smtp.close()
+                if not conn.channel.is_open or conn.channel.unasked:  # closed, or said 421
+                    conn.channel.close()
                     continue
                 conn.reused = True
                 self._busy += 1
@@ -115,7 +114,7 @@ class Pool:
         settings = self.target.settings
         if (
             not self._closed
-            and conn.smtp.is_connected
+            and conn.channel.is_open
             and conn.messages < settings.max_messages_per_connection
         ):
             loop = asyncio.get_running_loop()
@@ -128,7 +127,7 @@ class Pool:
         """Give back a connection that broke or was interrupted: closed at once, no QUIT."""
         self._slots.release()
         self._busy -= 1
-        conn.smtp.close()
+        conn.channel.close()
 
     def _expire(self, conn: Connection) -> None:
         with contextlib.suppress(ValueError):
@@ -142,20 +141,15 @@ class Pool:
 
     def _quit(self, conn: Connection) -> None:
         """Say QUIT and close, in the background; a broken connection is just closed."""
-        if not conn.smtp.is_connected:
-            conn.smtp.close()
+        if not conn.channel.is_open:
+            conn.channel.close()
             return
         task = asyncio.create_task(self._say_quit(conn))
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
 
     async def _say_quit(self, conn: Connection) -> None:
-        try:
-            await conn.smtp.quit(timeout=min(5.0, self.target.settings.command_timeout))
-        except (aiosmtplib.SMTPException, OSError):
-            pass
-        finally:
-            conn.smtp.close()
+        await conn.channel.quit(min(5.0, self.target.settings.command_timeout))
 
     async def _connect(self) -> Connection:
         target = self.target
@@ -179,13 +173,14 @@ class Pool:
             try:
                 await smtp.connect(timeout=settings.connect_timeout)
                 await self._secure_and_login(smtp)
+                channel = Channel.take_over(smtp)
             except (aiosmtplib.SMTPException, OSError) as exc:
                 smtp.close()
                 log.info("%s: %s", label, exc)
                 last = exc
                 continue
             self.opened += 1
-            return Connection(smtp, label)
+            return Connection(channel, label)
         assert last is not None
         raise last
 

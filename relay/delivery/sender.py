@@ -111,7 +111,12 @@ class Sender:
         while True:
             conn = await pool.acquire()
             try:
-                replies = await session.transact(conn.smtp, envelope)
+                replies = await session.transact(
+                    conn.channel,
+                    envelope,
+                    reset=conn.reused,
+                    command_timeout=pool.target.settings.command_timeout,
+                )
             except (aiosmtplib.SMTPServerDisconnected, ConnectionError) as exc:
                 pool.discard(conn)
                 if conn.reused:

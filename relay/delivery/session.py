@@ -1,24 +1,37 @@
-"""One SMTP transaction over an open connection: MAIL, a RCPT per recipient, DATA.
+"""One SMTP transaction over an open connection: RSET when it is reused, MAIL, a RCPT per
+recipient, DATA.
+
+When the server offers PIPELINING (RFC 2920), RSET, MAIL, the RCPTs and DATA go out in one
+write and the message in the next: two round trips in all instead of one per command.
 
 Each recipient gets its own reply: its RCPT reply when refused, else the DATA reply. A
 reply to MAIL, or a 421 anywhere (the server is closing the connection), answers for every
-recipient not answered yet. A connection that breaks raises, for the caller to decide.
+recipient not answered yet. A connection that breaks raises, for the caller to decide; so
+does a refused RSET (the connection is not fit for another transaction).
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import aiosmtplib
+from aiosmtplib import SMTPResponse
+from aiosmtplib.email import quote_address
 
 from relay.delivery import retry
-from relay.delivery.data import send_data
+from relay.delivery.channel import Channel
+from relay.delivery.data import END_OF_DATA, send_data
 from relay.delivery.retry import Reply
 
 SERVICE_CLOSING = 421
+START_INPUT = 354
 NO_SMTPUTF8 = "5.6.7"  # RFC 6531: non-ASCII address and no SMTPUTF8 on the server
 BAD_SENDER = "5.1.7"
 BAD_RECIPIENT = "5.1.3"
+RSET = b"RSET\r\n"
+DATA = b"DATA\r\n"
 
 
 def null_to_empty(sender: str) -> str:
@@ -35,77 +48,151 @@ class Envelope:
     data: bytes
 
 
-def _options(smtp: aiosmtplib.SMTP, envelope: Envelope, utf8: bool) -> list[str]:
+def _options(channel: Channel, envelope: Envelope, utf8: bool) -> list[str]:
     options: list[str] = []
-    if smtp.supports_extension("size"):
+    if channel.offers("size"):
         options.append(f"SIZE={len(envelope.data)}")
-    if smtp.supports_extension("8bitmime") and not envelope.data.isascii():
+    if channel.offers("8bitmime") and not envelope.data.isascii():
         options.append("BODY=8BITMIME")
     if utf8:
         options.append("SMTPUTF8")
     return options
 
 
-async def transact(smtp: aiosmtplib.SMTP, envelope: Envelope) -> list[Reply]:
-    """Run one transaction; return a reply per recipient, in order.
+def command(verb: bytes, address: str, encoding: str, options: Sequence[str] = ()) -> bytes:
+    """`MAIL FROM:<address>` or `RCPT TO:<address>` with options, as a line to send; raises
+    ValueError for an address that cannot be put on the command line safely."""
+    quoted = quote_address(address) if address else "<>"
+    if any(ord(c) < 32 or ord(c) == 127 for c in quoted):
+        raise ValueError(f"address {address!r} holds control characters")
+    return b" ".join([verb + quoted.encode(encoding), *(o.encode() for o in options)]) + b"\r\n"
+
+
+class _Exchange:
+    """Replies read in order; without PIPELINING each command is written just before."""
+
+    def __init__(self, channel: Channel, pipelined: bool, timeout: float) -> None:
+        self.channel = channel
+        self.pipelined = pipelined
+        self.timeout = timeout
+
+    async def ask(self, line: bytes) -> SMTPResponse:
+        """The reply to `line` (written now unless the whole group already was)."""
+        if not self.pipelined:
+            self.channel.write(line)
+        return await self.answer()
+
+    async def answer(self) -> SMTPResponse:
+        """The next reply; a timeout closes the connection and raises."""
+        try:
+            async with asyncio.timeout(self.timeout):
+                reply = await self.channel.reply()
+        except TimeoutError:
+            self.channel.close()
+            raise aiosmtplib.SMTPTimeoutError("timed out waiting for the server's reply") from None
+        if reply.code == SERVICE_CLOSING:
+            self.channel.close()
+        return reply
+
+
+async def transact(
+    channel: Channel, envelope: Envelope, *, reset: bool, command_timeout: float
+) -> list[Reply]:
+    """Run one transaction; return a reply per recipient, in order. `reset`: say RSET
+    first (the connection carried a transaction before). Each reply is waited for up to
+    `command_timeout` seconds, and so is the message's whole DATA phase.
 
     Raises aiosmtplib.SMTPServerDisconnected (or another connection error) when the
-    connection breaks before the transaction is answered.
+    connection breaks before the transaction is answered, and when RSET is refused.
     """
     count = len(envelope.recipients)
     sender = null_to_empty(envelope.mail_from)
     utf8 = not all(a.isascii() for a in (sender, *envelope.recipients))
-    if utf8 and not smtp.supports_extension("smtputf8"):
+    if utf8 and not channel.offers("smtputf8"):
         reply = retry.local(
             "the server does not support SMTPUTF8, needed for this address", NO_SMTPUTF8, False
         )
         return [reply] * count
     encoding = "utf-8" if utf8 else "ascii"
     try:
-        await smtp.mail(sender, options=_options(smtp, envelope, utf8), encoding=encoding)
-    except aiosmtplib.SMTPResponseException as exc:
-        await _reset(smtp)
-        return [retry.parse(exc.code, exc.message)] * count
-    except ValueError as exc:  # aiosmtplib refuses to put this address on the wire
+        mail = command(b"MAIL FROM:", sender, encoding, _options(channel, envelope, utf8))
+    except ValueError as exc:
         return [retry.local(f"bad sender address: {exc}", BAD_SENDER, False)] * count
     replies: list[Reply | None] = [None] * count
-    accepted: list[int] = []
-    for index, rcpt in enumerate(envelope.recipients):
+    rcpts: list[tuple[int, bytes]] = []
+    for index, address in enumerate(envelope.recipients):
         try:
-            await smtp.rcpt(rcpt, encoding=encoding)
+            rcpts.append((index, command(b"RCPT TO:", address, encoding)))
         except ValueError as exc:
             replies[index] = retry.local(f"bad recipient address: {exc}", BAD_RECIPIENT, False)
-            continue
-        except aiosmtplib.SMTPResponseException as exc:
-            refused = retry.parse(exc.code, exc.message)
-            replies[index] = refused
-            if exc.code == SERVICE_CLOSING:
-                return [r if r is not None else refused for r in replies]
-            continue
-        accepted.append(index)
-    if not accepted:
-        await _reset(smtp)
+    if not rcpts:
         return _complete(replies)
-    try:
-        response = await send_data(smtp, envelope.data)
-        outcome = retry.parse(response.code, response.message)
-    except aiosmtplib.SMTPResponseException as exc:
-        outcome = retry.parse(exc.code, exc.message)
+    exchange = _Exchange(channel, channel.offers("pipelining"), command_timeout)
+    group = [RSET] if reset else []
+    group += [mail, *(line for _, line in rcpts), DATA]
+    if exchange.pipelined:
+        channel.write(b"".join(group))
+    unread = len(group)  # replies still to come for what was written (pipelined)
+
+    async def refused(answer: Reply) -> list[Reply]:
+        """Every recipient not answered yet gets `answer`; the group's other replies are
+        read (and an accepted DATA ended) so that the connection can carry the next one."""
+        if exchange.pipelined and channel.is_open:
+            await _settle(exchange, unread)
+        return [r if r is not None else answer for r in replies]
+
+    if reset:
+        unread -= 1
+        answer = await exchange.ask(RSET)
+        if answer.code // 100 != 2:
+            channel.close()
+            raise aiosmtplib.SMTPServerDisconnected(f"RSET answered {answer.code} {answer.message}")
+    unread -= 1
+    answer = await exchange.ask(mail)
+    if answer.code // 100 != 2:
+        return await refused(retry.parse(answer.code, answer.message))
+    accepted: list[int] = []
+    for index, line in rcpts:
+        unread -= 1
+        answer = await exchange.ask(line)
+        if answer.code // 100 == 2:
+            accepted.append(index)
+            continue
+        replies[index] = refusal = retry.parse(answer.code, answer.message)
+        if answer.code == SERVICE_CLOSING:
+            return await refused(refusal)
+    if not accepted:
+        return await refused(retry.parse(answer.code, answer.message))
+    unread -= 1
+    answer = await exchange.ask(DATA)
+    if answer.code == START_INPUT:
+        try:
+            async with asyncio.timeout(command_timeout):
+                await send_data(channel, envelope.data)
+                answer = await channel.reply()
+        except TimeoutError:
+            channel.close()
+            raise aiosmtplib.SMTPTimeoutError("timed out sending the message") from None
+    outcome = retry.parse(answer.code, answer.message)
     for index in accepted:
         replies[index] = outcome
     return _complete(replies)
+
+
+async def _settle(exchange: _Exchange, unread: int) -> None:
+    """Read the `unread` replies left of a pipelined group whose transaction failed; DATA,
+    its last command, accepted all the same (there was no recipient) gets an empty message."""
+    answer: SMTPResponse | None = None
+    for _ in range(unread):
+        answer = await exchange.answer()
+        if answer.code == SERVICE_CLOSING:
+            return
+    if answer is not None and answer.code == START_INPUT:
+        exchange.channel.write(END_OF_DATA)
+        await exchange.answer()
 
 
 def _complete(replies: list[Reply | None]) -> list[Reply]:
     done = [r for r in replies if r is not None]
     assert len(done) == len(replies), "a recipient was left without a reply"
     return done
-
-
-async def _reset(smtp: aiosmtplib.SMTP) -> None:
-    """RSET after a refused transaction, so the connection can carry the next one."""
-    if smtp.is_connected:
-        try:
-            await smtp.rset()
-        except (aiosmtplib.SMTPException, OSError):
-            smtp.close()
