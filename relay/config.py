@@ -10,6 +10,7 @@ passwords are read from the environment here, at load time, and nowhere else.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import ipaddress
 import os
 import socket
@@ -146,7 +147,13 @@ class ServerConfig:
     @property
     def host_name(self) -> str:
         """The configured host name, or this machine's (without a slow FQDN lookup)."""
-        return self.hostname or socket.gethostname() or "localhost"
+        return self.hostname or _machine_name()
+
+
+@functools.cache
+def _machine_name() -> str:
+    """This machine's host name, asked once (every message's Received: header uses it)."""
+    return socket.gethostname() or "localhost"
 
 
 @dataclass(frozen=True)

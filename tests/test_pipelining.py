@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from relay.delivery.session import command
 from relay.status import Status
 from relay.store import Store
 from tests.queueing import (
@@ -178,3 +179,29 @@ async def test_a_refused_sender_answers_for_every_recipient(db_url: str) -> None
     assert {(r.last_code, r.last_text) for r in rows.values()} == {(550, "sender rejected")}
     assert strict.connections == 1
     assert [g[0][:4] for g in strict.groups] == ["MAIL", "RSET", "QUIT"]
+
+
+@pytest.mark.parametrize(
+    ("address", "line"),
+    [
+        ("bob@example.com", b"RCPT TO:<bob@example.com>\r\n"),
+        ("jos\u00e9@example.com", "RCPT TO:<jos\u00e9@example.com>\r\n".encode()),
+        ('"odd local"@example.com', b'RCPT TO:<"odd local"@example.com>\r\n'),
+        ("postmaster@[127.0.0.1]", b"RCPT TO:<postmaster@[127.0.0.1]>\r\n"),
+        ("", b"RCPT TO:<>\r\n"),
+    ],
+)
+def test_command_lines_quote_addresses_as_they_are(address: str, line: bytes) -> None:
+    """Plain, non-ASCII (SMTPUTF8), quoted and literal addresses go out as given, in angle
+    brackets; the null path is <>."""
+    assert command(b"RCPT TO:", address, "utf-8") == line
+
+
+@pytest.mark.parametrize(
+    "address", ["a@b\r\nRSET", "a@b\x00", "a b@example.com", "a@b>\tSIZE=1", "<a@b>x"]
+)
+def test_command_lines_refuse_what_would_change_the_command(address: str) -> None:
+    """Control characters, white space and brackets outside quotes would end the address
+    early or add parameters or commands: refused, never trimmed into another address."""
+    with pytest.raises(ValueError):
+        command(b"RCPT TO:", address, "utf-8")

@@ -26,6 +26,9 @@ def aiosmtplib_wire_form(message: bytes) -> bytes:
         b".dot on the first line\r\n" * 3,
         b"a" * 300 + b"\r\n" + b"b" * 10 + b"\r\n.c\r\n",
         b"\r\n" * 50,
+        b"Subject: x\r\n\r\nCRLF lines\r\n.a dot after a CRLF\r\n",
+        b"Subject: x\r\n\r\nCRLF lines, then a lone CR at the end\r",
+        b"Subject: x\r\n\r\nCRLF lines\r\nand one bare LF\n",
     ],
 )
 @pytest.mark.parametrize("size", [1, 7, 64, 65536])

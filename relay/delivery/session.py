@@ -13,6 +13,7 @@ does a refused RSET (the connection is not fit for another transaction).
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -31,6 +32,9 @@ NO_SMTPUTF8 = "5.6.7"  # RFC 6531: non-ASCII address and no SMTPUTF8 on the serv
 BAD_SENDER = "5.1.7"
 BAD_RECIPIENT = "5.1.3"
 RSET = b"RSET\r\n"
+_ATOMS = r"[^\s\x00-\x1f\x7f<>\"(),:;\\\[\]@]+"
+_PLAIN_ADDRESS = re.compile(f"{_ATOMS}@{_ATOMS}")
+"""local@domain with nothing that needs quoting or parsing."""
 DATA = b"DATA\r\n"
 
 
@@ -62,9 +66,14 @@ def _options(channel: Channel, envelope: Envelope, utf8: bool) -> list[str]:
 def command(verb: bytes, address: str, encoding: str, options: Sequence[str] = ()) -> bytes:
     """`MAIL FROM:<address>` or `RCPT TO:<address>` with options, as a line to send; raises
     ValueError for an address that cannot be put on the command line safely."""
-    quoted = quote_address(address) if address else "<>"
-    if any(ord(c) < 32 or ord(c) == 127 for c in quoted):
+    if _PLAIN_ADDRESS.fullmatch(address):  # nearly always: no need to parse it
+        quoted = f"<{address}>"
+    elif any(ord(c) < 32 or ord(c) == 127 for c in address):
         raise ValueError(f"address {address!r} holds control characters")
+    else:
+        quoted = quote_address(address) if address else "<>"
+        if address and quoted != f"<{address}>":  # parsed into something else: not sent
+            raise ValueError(f"address {address!r} would go out as {quoted}")
     return b" ".join([verb + quoted.encode(encoding), *(o.encode() for o in options)]) + b"\r\n"
 
 
