@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import pytest
 from sqlalchemy import select
 
 from relay.config import RouteConfig
+from relay.delivery.recorder import Recorder
 from relay.status import Status
 from relay.store import NewRecipient, Result, Store
 from relay.store.schema import recipient
@@ -411,3 +413,69 @@ async def test_only_changes_that_make_work_due_announce_it(db_url: str) -> None:
             assert events.empty()
     assert [(e.kind, e.message_id) for e in held] == [("status", new.id)]
     assert [(e.kind, e.message_id) for e in released] == [("status", new.id), ("due", new.id)]
+
+
+async def test_results_finishing_together_are_written_in_one_transaction(db_url: str) -> None:
+    """Ten deliveries handing over their results at once cost one write, and each caller
+    returns with its own results committed; a later one gets a write of its own."""
+    async with open_store(db_url) as store:
+        now = 1000.0
+        news = [new_message([f"r{i}@x.example"], received_at=now) for i in range(11)]
+        for new in news:
+            await store.add_message(new)
+        claims = {c.message_id: c for c in await store.queue.claim("w", now, LEASE, 20)}
+        recorder = Recorder(store.queue, "w")
+        outcomes = [
+            result(claims[n.id].id, n.id, Status.DELIVERED, 250, "queued", now) for n in news
+        ]
+        await asyncio.gather(*(recorder.record([o], now + 1) for o in outcomes[:10]))
+        assert recorder.batches == 1
+        await recorder.record([outcomes[10]], now + 2)
+        assert recorder.batches == 2
+        for new in news:
+            rows = await recipients(store, new.id)
+            assert [r.status for r in rows.values()] == [Status.DELIVERED]
+
+
+async def test_a_cancelled_caller_still_gets_its_results_written(db_url: str) -> None:
+    """Cancelling a delivery that handed its results over (a worker stopping) does not
+    lose them: `drain` waits for the write, and the recipient is settled."""
+    async with open_store(db_url) as store:
+        now = 1000.0
+        new = new_message(["late@x.example"], received_at=now)
+        await store.add_message(new)
+        (claim,) = await store.queue.claim("w", now, LEASE, 10)
+        recorder = Recorder(store.queue, "w")
+        outcome = result(claim.id, new.id, Status.DEFERRED, 451, "busy", now)
+        caller = asyncio.create_task(recorder.record([outcome], now + 1))
+        await asyncio.sleep(0)  # handed over, the write under way
+        caller.cancel()
+        await recorder.drain()
+        rows = await recipients(store, new.id)
+        assert caller.cancelled()
+        assert (rows["late@x.example"].status, rows["late@x.example"].last_code) == (
+            Status.DEFERRED,
+            451,
+        )
+
+
+async def test_a_failed_write_raises_in_every_caller_of_its_batch(db_url: str) -> None:
+    """When the write fails, each caller whose results were in it gets the error (and
+    gives its leases back), none returns as if recorded."""
+    async with open_store(db_url) as store:
+        now = 1000.0
+        new = new_message(["a@x.example"], received_at=now)
+        await store.add_message(new)
+        (claim,) = await store.queue.claim("w", now, LEASE, 10)
+        recorder = Recorder(store.queue, "w")
+        good = result(claim.id, new.id, Status.DELIVERED, 250, "queued", now)
+        broken = dataclasses.replace(good, host=None)  # NOT NULL: the INSERT fails
+        outcomes = await asyncio.gather(
+            recorder.record([good], now + 1),
+            recorder.record([broken], now + 1),
+            return_exceptions=True,
+        )
+        assert recorder.batches == 1
+        assert all(isinstance(o, Exception) for o in outcomes)
+        rows = await recipients(store, new.id)
+        assert rows["a@x.example"].status == Status.SENDING

@@ -28,6 +28,7 @@ from relay.clock import Clock, SystemClock
 from relay.config import Config
 from relay.delivery import dsn, retry
 from relay.delivery.mx import MxResolver
+from relay.delivery.recorder import Recorder
 from relay.delivery.retry import Reply
 from relay.delivery.sender import Sender, Sent
 from relay.delivery.session import Envelope
@@ -99,6 +100,7 @@ class Worker:
         self.sender = Sender(config, resolver)
         self.rng = rng or random.Random()
         self.owner = f"{config.server.host_name}:{os.getpid()}:{secrets.token_hex(4)}"
+        self.recorder = Recorder(store.queue, self.owner)
         self._wake = asyncio.Event()
         self.sleeping = asyncio.Event()  # set while nothing but a wake-up or a timer is left
         self._stopping = False
@@ -267,7 +269,7 @@ class Worker:
                 await self._bounce(first, raw, failures, now)
             except Exception:
                 log.exception("%s: could not store the bounce", first.message_id)
-        await self.store.queue.finish(self.owner, results, now)
+        await self.recorder.record(results, now)
         if self.metrics is not None:
             outcomes = Counter(result.status.value for result in results)
             self.metrics.delivery_attempt(destination(first), dict(outcomes), duration)
@@ -353,6 +355,7 @@ class Worker:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.recorder.drain()  # results already handed over are kept, not given back
         left = list(self._in_flight)
         if left:
             await self._give_back(left)
