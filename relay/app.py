@@ -87,7 +87,10 @@ class Relay:
         self.helpers: Helpers | None = None
         wanted = config.server.smtp_processes - 1
         if helper_command is not None and wanted > 0 and "smtp" in self.roles:
-            self.helpers = Helpers(helper_command, wanted, self.store.events)
+            # What a helper stores counts as ingest here: the search indexer waits for it.
+            self.helpers = Helpers(
+                helper_command, wanted, self.store.events, self.store.committer.touch
+            )
         self.link: PrimaryLink | None = None
         if helper:
             forward = self.store.db.is_sqlite  # PostgreSQL's NOTIFY tells the primary

@@ -61,10 +61,18 @@ class Helpers:
     """The primary's side: starts the helpers, relays what they announce to `events`, and
     stops them with itself."""
 
-    def __init__(self, command: list[str], count: int, events: Events) -> None:
+    def __init__(
+        self,
+        command: list[str],
+        count: int,
+        events: Events,
+        on_message: Callable[[], None] = lambda: None,
+    ) -> None:
         self.command = command
         self.count = count
         self.events = events
+        self.on_message = on_message
+        """Called for each message a helper stored (the primary counts it as ingest)."""
         self.processes: list[asyncio.subprocess.Process] = []
         self._readers: list[asyncio.Task[None]] = []
         self._stopping = False
@@ -101,6 +109,7 @@ class Helpers:
         while line := await process.stdout.readline():
             event = parse_line(line)
             if event is not None:
+                self.on_message()
                 self.events.publish(event)
         code = await process.wait()
         if not self._stopping:

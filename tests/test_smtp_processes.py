@@ -3,11 +3,13 @@ they accept, get it delivered at once, and stop with their primary, even a kille
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import smtplib
 import socket
 import sqlite3
+import sys
 import time
 from collections.abc import Iterator
 from email.message import EmailMessage
@@ -249,3 +251,45 @@ def test_more_than_one_process_needs_fixed_ports(tmp_path: Path) -> None:
     path.write_text("[server]\nsmtp_processes = 0\n")
     with pytest.raises(ConfigError, match=r"server\.smtp_processes: expected a whole number"):
         load_config(path)
+
+
+async def test_what_a_helper_stores_counts_as_the_primarys_ingest(tmp_path: Path) -> None:
+    """Each `message` line of a helper is published as an event and reported to
+    `on_message` (the primary's group commit then counts as busy, so that its search
+    indexer keeps waiting for ingest to be idle). The helper is a real process."""
+    from relay.config import StorageConfig
+    from relay.helpers import Helpers
+    from relay.store import Events
+    from relay.store.batch import GroupCommit
+    from relay.store.database import Database
+
+    script = (
+        "import sys; print('ready', flush=True); "
+        "print('message 01HELPERMESSAGE0000000001 1', flush=True); sys.stdin.read()"
+    )
+    db = Database(StorageConfig(url=f"sqlite+aiosqlite:///{tmp_path / 'relay.db'}"))
+    committer = GroupCommit(db)
+    events = Events()
+    idle_when_told: list[float] = []
+
+    def on_message() -> None:
+        committer.touch()
+        idle_when_told.append(committer.idle_for())
+
+    try:
+        await asyncio.sleep(0.05)
+        idle_before = committer.idle_for()
+        async with events.subscribe() as seen:
+            helpers = Helpers([sys.executable, "-c", script], 1, events, on_message)
+            await helpers.start()
+            event = await asyncio.wait_for(seen.get(), 10)
+            await helpers.stop(grace=5)
+    finally:
+        await db.close()
+    assert (event.kind, event.message_id, event.due) == (
+        "message",
+        "01HELPERMESSAGE0000000001",
+        True,
+    )
+    assert idle_before >= 0.05
+    assert len(idle_when_told) == 1 and idle_when_told[0] < 0.01

@@ -155,6 +155,12 @@ class GroupCommit:
             return 0.0
         return time.monotonic() - self._last_active
 
+    def touch(self) -> None:
+        """Another process (an SMTP helper) just committed a message: count it as this
+        one's activity, so that what waits for ingest to be idle (the search indexer)
+        keeps waiting while the helpers ingest."""
+        self._last_active = time.monotonic()
+
     async def add(self, rows: MessageRows) -> None:
         """Queue the rows of one message; return once they are durably committed (or raise)."""
         if self._closing:
