@@ -6,7 +6,7 @@ import pytest
 
 from relay.search import parse
 from relay.status import Status
-from relay.store import Filter, Indexer, Store, search
+from relay.store import Filter, Indexer, Store, messages, search
 from tests.webkit import add, message
 
 S = Status
@@ -189,3 +189,24 @@ async def test_delete_matching_and_events(store: Store) -> None:
     left = await store.messages.page(0, 50)
     assert sorted(m.id for m in left.messages) == sorted([ids["invoice"], ids["failed"]])
     assert await store.messages.raw(ids["attach"]) is None
+
+
+@pytest.mark.parametrize("parts", [1, 3])
+@pytest.mark.parametrize(("q", "base", "expected"), CASES, ids=[f"{c[0]}|{c[1]}" for c in CASES])
+async def test_exact_counts_whether_the_scan_is_split_or_not(
+    sqlite_store: Store,
+    q: str,
+    base: Filter | None,
+    expected: list[str],
+    parts: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """SQLite: the API's exact counts (matching, unread) are the same whether a scan of
+    message text runs in one piece or in `parts` ranges side by side."""
+    monkeypatch.setattr(messages, "SCAN_PARTS", parts)
+    await seed(sqlite_store)
+    base = base or Filter()
+    filter_ = Filter(base.status, base.listener, base.user, parse(q), base.unread)
+    page = await sqlite_store.messages.page(0, 50, filter_)
+    matching, unread = await sqlite_store.messages.count_matching(filter_)
+    assert (matching, unread) == (len(expected), sum(not m.read for m in page.messages))
