@@ -88,13 +88,20 @@ class Relay:
         wanted = config.server.smtp_processes - 1
         if helper_command is not None and wanted > 0 and "smtp" in self.roles:
             # What a helper stores counts as ingest here: the search indexer waits for it.
+            # The bytes of mail to relay come along, so the worker need not read them back.
             self.helpers = Helpers(
-                helper_command, wanted, self.store.events, self.store.committer.touch
+                helper_command,
+                wanted,
+                self.store.events,
+                on_message=self.store.committer.touch,
+                on_raw=self.store.fresh.put,
             )
         self.link: PrimaryLink | None = None
         if helper:
             forward = self.store.db.is_sqlite  # PostgreSQL's NOTIFY tells the primary
-            self.link = PrimaryLink(self.store.events, forward, self.request_stop)
+            self.link = PrimaryLink(
+                self.store.events, forward, self.request_stop, take_raw=self.store.fresh.take
+            )
         # Several processes commit to one SQLite file: let them take turns at once.
         self.store.db.take_turns = self.helpers is not None or helper
         self._web: _WebServer | None = None

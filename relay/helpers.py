@@ -11,8 +11,11 @@ A helper talks to its primary over its standard streams:
 - stdin (primary → helper): nothing is ever written; end of file means the primary has
   gone, stopped or killed, and the helper stops too (draining its sessions as on SIGTERM);
 - stdout (helper → primary), one line each: `ready` once its listeners accept; then, on
-  SQLite, `message ID 0|1` after each commit (1 when a recipient is due for delivery), so
-  that the primary's worker sends it at once and the web UI shows it. On PostgreSQL the
+  SQLite, `message ID 0|1 SIZE` after each commit (1 when a recipient is due for
+  delivery), so that the primary's worker sends it at once and the web UI shows it. When
+  SIZE is not 0, the message's SIZE raw bytes follow the line, exactly as stored: mail to
+  relay that the helper still holds in memory (`relay.store.fresh`), which the primary's
+  worker then sends without reading it back from the database. On PostgreSQL the
   helper's NOTIFY already tells every process.
 """
 
@@ -44,17 +47,24 @@ def as_helper(config: Config) -> Config:
     return dataclasses.replace(config, server=server)
 
 
-def message_line(event: Event) -> bytes:
-    """The line that tells the primary about a message this helper stored."""
-    return b"%s %s %d\n" % (MESSAGE, event.message_id.encode(), int(event.due))
+def message_line(event: Event, raw: bytes | None = None) -> bytes:
+    """What tells the primary about a message this helper stored: the line, and `raw`
+    (the message's bytes) after it when given."""
+    line = b"%s %s %d %d\n" % (MESSAGE, event.message_id.encode(), int(event.due), len(raw or b""))
+    return line + raw if raw else line
 
 
-def parse_line(line: bytes) -> Event | None:
-    """The event a helper's `message` line announces; None for any other line."""
+def parse_line(line: bytes) -> tuple[Event, int] | None:
+    """The event a helper's `message` line announces and the size of the raw bytes that
+    follow it (0: none); None for any other line."""
     parts = line.split()
-    if len(parts) != 3 or parts[0] != MESSAGE or parts[2] not in (b"0", b"1"):
+    if len(parts) not in (3, 4) or parts[0] != MESSAGE or parts[2] not in (b"0", b"1"):
         return None
-    return Event("message", parts[1].decode("ascii", "replace"), due=parts[2] == b"1")
+    size = parts[3] if len(parts) == 4 else b"0"
+    if not size.isdigit():
+        return None
+    event = Event("message", parts[1].decode("ascii", "replace"), due=parts[2] == b"1")
+    return event, int(size)
 
 
 class Helpers:
@@ -67,12 +77,15 @@ class Helpers:
         count: int,
         events: Events,
         on_message: Callable[[], None] = lambda: None,
+        on_raw: Callable[[str, bytes], None] = lambda _id, _raw: None,
     ) -> None:
         self.command = command
         self.count = count
         self.events = events
         self.on_message = on_message
         """Called for each message a helper stored (the primary counts it as ingest)."""
+        self.on_raw = on_raw
+        """Called with a message's id and bytes when a helper sent them along."""
         self.processes: list[asyncio.subprocess.Process] = []
         self._readers: list[asyncio.Task[None]] = []
         self._stopping = False
@@ -107,10 +120,17 @@ class Helpers:
     async def _relay(self, number: int, process: asyncio.subprocess.Process) -> None:
         assert process.stdout is not None
         while line := await process.stdout.readline():
-            event = parse_line(line)
-            if event is not None:
-                self.on_message()
-                self.events.publish(event)
+            told = parse_line(line)
+            if told is None:
+                continue
+            event, size = told
+            if size:
+                try:
+                    self.on_raw(event.message_id, await process.stdout.readexactly(size))
+                except asyncio.IncompleteReadError:
+                    break  # the helper died in the middle: its exit is reported below
+            self.on_message()
+            self.events.publish(event)
         code = await process.wait()
         if not self._stopping:
             # 0: it was told to stop (a signal of its own, say Ctrl-C in a terminal).
@@ -148,10 +168,18 @@ class PrimaryLink:
     """A helper's side: `ready` once it serves, its stored messages to the primary (SQLite),
     and `on_gone` when the primary goes away."""
 
-    def __init__(self, events: Events, forward: bool, on_gone: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        events: Events,
+        forward: bool,
+        on_gone: Callable[[], None],
+        take_raw: Callable[[str], bytes | None] = lambda _id: None,
+    ) -> None:
         self.events = events
         self.forward = forward
         self.on_gone = on_gone
+        self.take_raw = take_raw
+        """The bytes of a message to relay, if still in memory (forgotten here once taken)."""
         self._out: asyncio.WriteTransport | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -188,7 +216,8 @@ class PrimaryLink:
                 if event.kind == "closed":
                     return
                 if event.kind == "message" and self._out is not None:
-                    self._out.write(message_line(event))
+                    raw = self.take_raw(event.message_id) if event.due else None
+                    self._out.write(message_line(event, raw))
 
     async def stop(self) -> None:
         """Stop watching and forwarding; close stdout."""

@@ -152,6 +152,11 @@ def test_helpers_share_the_port_and_their_mail_is_delivered_at_once(
             assert clients[number].send_message(_mail(number)) == {}
         upstream.wait(lambda u: len(u.delivered) >= CONNECTIONS, within=15)
         took = time.monotonic() - sent
+        for transaction in upstream.delivered:  # each with its own bytes (SQLite: via the pipe)
+            (rcpt,) = transaction.rcpt_tos
+            number = int(rcpt.removeprefix("user").partition("@")[0])
+            assert f"Subject: Message {number}\r\n".encode() in transaction.data
+            assert transaction.data.endswith(f"\r\n\r\nBody {number}\r\n".encode())
         for client in clients:
             client.quit()
     finally:
@@ -253,43 +258,56 @@ def test_more_than_one_process_needs_fixed_ports(tmp_path: Path) -> None:
         load_config(path)
 
 
-async def test_what_a_helper_stores_counts_as_the_primarys_ingest(tmp_path: Path) -> None:
-    """Each `message` line of a helper is published as an event and reported to
-    `on_message` (the primary's group commit then counts as busy, so that its search
-    indexer keeps waiting for ingest to be idle). The helper is a real process."""
+async def test_what_a_helper_stores_reaches_the_primary(tmp_path: Path) -> None:
+    """Each `message` line of a helper is published as an event, reported to `on_message`
+    (the primary's group commit then counts as busy, so that its search indexer keeps
+    waiting for ingest to be idle) and, when the message's bytes follow the line, handed
+    to `on_raw` first (the primary's worker then sends them without reading them back).
+    The helper is a real process."""
     from relay.config import StorageConfig
     from relay.helpers import Helpers
     from relay.store import Events
     from relay.store.batch import GroupCommit
     from relay.store.database import Database
 
+    raw = b"Subject: hi\r\n\r\nmessage 01FAKE 1 99\r\n"  # a line-like body changes nothing
     script = (
-        "import sys; print('ready', flush=True); "
-        "print('message 01HELPERMESSAGE0000000001 1', flush=True); sys.stdin.read()"
+        "import sys; out = sys.stdout.buffer; out.write(b'ready\\n'); "
+        "out.write(b'message 01CAPTURED00000000000000 0\\n'); "
+        f"out.write(b'message 01RELAYED000000000000000 1 {len(raw)}\\n' + {raw!r}); "
+        "out.flush(); sys.stdin.read()"
     )
     db = Database(StorageConfig(url=f"sqlite+aiosqlite:///{tmp_path / 'relay.db'}"))
     committer = GroupCommit(db)
     events = Events()
-    idle_when_told: list[float] = []
+    told: list[tuple[str, object]] = []
 
     def on_message() -> None:
         committer.touch()
-        idle_when_told.append(committer.idle_for())
+        told.append(("idle", committer.idle_for()))
 
     try:
         await asyncio.sleep(0.05)
         idle_before = committer.idle_for()
         async with events.subscribe() as seen:
-            helpers = Helpers([sys.executable, "-c", script], 1, events, on_message)
+            helpers = Helpers(
+                [sys.executable, "-c", script],
+                1,
+                events,
+                on_message=on_message,
+                on_raw=lambda message_id, data: told.append((message_id, data)),
+            )
             await helpers.start()
-            event = await asyncio.wait_for(seen.get(), 10)
+            first = await asyncio.wait_for(seen.get(), 10)
+            second = await asyncio.wait_for(seen.get(), 10)
             await helpers.stop(grace=5)
     finally:
         await db.close()
-    assert (event.kind, event.message_id, event.due) == (
-        "message",
-        "01HELPERMESSAGE0000000001",
-        True,
-    )
+    assert [(e.kind, e.message_id, e.due) for e in (first, second)] == [
+        ("message", "01CAPTURED00000000000000", False),
+        ("message", "01RELAYED000000000000000", True),
+    ]
     assert idle_before >= 0.05
-    assert len(idle_when_told) == 1 and idle_when_told[0] < 0.01
+    assert [t[0] for t in told] == ["idle", "01RELAYED000000000000000", "idle"]
+    assert told[1][1] == raw
+    assert all(isinstance(t[1], float) and t[1] < 0.01 for t in told if t[0] == "idle")

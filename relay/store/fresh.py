@@ -47,6 +47,13 @@ class FreshRaw:
         """The bytes kept for `message_id`, or None."""
         return self._raw.get(message_id)
 
+    def take(self, message_id: str) -> bytes | None:
+        """The bytes kept for `message_id`, forgotten here; None if none were kept."""
+        raw = self._raw.pop(message_id, None)
+        if raw is not None:
+            self.size -= len(raw)
+        return raw
+
     def drop(self, message_ids: Iterable[str]) -> None:
         """Forget these messages (deleted)."""
         for message_id in message_ids:
