@@ -24,12 +24,14 @@ def test_fresh_raw_keeps_the_newest_within_its_bounds() -> None:
     assert fresh.size == 6
     fresh.drop(["b", "unknown"])
     assert (len(fresh), fresh.size, fresh.get("b")) == (1, 4, None)
+    assert (fresh.take("c"), fresh.take("c"), len(fresh), fresh.size) == (b"cccc", None, 0, 0)
 
 
 async def test_a_message_to_relay_is_sent_from_memory_until_deleted(store: Store) -> None:
-    """The bytes of a message with recipients to relay are handed to delivery without a
-    database read, exactly as stored; captured mail is not kept; once the message is
-    deleted there is nothing to send, from memory or from the database."""
+    """The bytes of a message with recipients to relay are handed to its first delivery
+    without a database read, exactly as stored, and then forgotten (a retry reads the
+    database); captured mail is not kept; once the message is deleted there is nothing to
+    send, from memory or from the database."""
     relayed = new_message(["a@example.net"], raw=raw_message("relayed"))
     captured = new_message(["b@example.net"], status=Status.CAPTURED)
     await store.add_message(relayed)
@@ -37,6 +39,8 @@ async def test_a_message_to_relay_is_sent_from_memory_until_deleted(store: Store
     assert store.fresh.get(relayed.id) == relayed.raw
     assert store.fresh.get(captured.id) is None
     assert await store.raw_to_send(relayed.id) == await store.messages.raw(relayed.id)
+    assert store.fresh.get(relayed.id) is None  # taken by that first delivery
+    assert await store.raw_to_send(relayed.id) == relayed.raw  # a retry: from the database
     assert await store.raw_to_send(captured.id) == captured.raw  # read from the database
 
     await store.delete_messages([relayed.id])

@@ -111,8 +111,9 @@ class Store:
 
     async def raw_to_send(self, message_id: str) -> bytes | None:
         """The raw bytes of a message to deliver: from memory when it was just accepted
-        here, else from the database; None when it is gone."""
-        raw = self.fresh.get(message_id)
+        here (taken: a later delivery of it reads the database), else from the database;
+        None when it is gone."""
+        raw = self.fresh.take(message_id)
         if raw is None:
             raw = await self.messages.raw(message_id)
         return raw

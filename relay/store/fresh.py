@@ -4,7 +4,9 @@ A message with recipients to relay is usually claimed within milliseconds of its
 bytes are still in memory then, and reading them back from the database would cost the
 delivery a query and its hops between threads. This keeps the most recent ones, up to a
 total size (the oldest are dropped first, and a message larger than `MAX_ONE` is never
-kept); a message that is not here (a retry, a release, a restart) is read from the database.
+kept). The first delivery of a message takes its bytes, so that what is kept is mail
+still waiting to go out; a message that is not here (a retry, a release, a restart, a
+second destination) is read from the database.
 What is kept is exactly what was stored, and a message deleted through this process's
 store is dropped at once.
 """
