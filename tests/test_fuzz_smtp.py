@@ -326,3 +326,12 @@ def test_bytes_sent_past_starttls_end_the_session_at_once(
     check_replies(output)
     assert output.endswith(replies.STARTTLS_PIPELINED.encode() + b"\r\n"), output[-300:]
     still_serving(target)
+
+
+def test_a_client_that_closes_at_once_is_still_greeted(target: RunningRelay) -> None:
+    """A client that closes its side right after connecting, possibly before the server's
+    session has run at all (aiosmtpd then cancels it), still gets the 220 greeting, and
+    only one, every time."""
+    for _ in range(300):
+        output = exchange(target.smtp_port, b"")
+        assert output.startswith(b"220 ") and output.count(b"220 ") == 1, output

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import queue
 import signal
 import smtplib
@@ -55,6 +56,22 @@ def wait_for(what: str, check: Callable[[], bool], within: float = WITHIN) -> No
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.2)
+
+
+def freeze_holding_leases(db_url: str, pid: int, within: float = WITHIN) -> int:
+    """Stop (SIGSTOP) the process `pid` at a moment it holds delivery leases; return how
+    many. Deliveries take milliseconds, so a process seen holding leases may hold none a
+    moment later: it is frozen first, then looked at, and let go on until it holds some."""
+    deadline = time.monotonic() + within
+    while True:
+        os.kill(pid, signal.SIGSTOP)
+        held = asyncio.run(leases_of(db_url, pid))
+        if held:
+            return held
+        os.kill(pid, signal.SIGCONT)
+        if time.monotonic() > deadline:
+            raise AssertionError("the process never held a lease")
+        time.sleep(0.02)
 
 
 def all_delivered(db_url: str, expected: int) -> Callable[[], bool]:
@@ -147,9 +164,8 @@ def test_a_process_killed_halfway_loses_nothing(
         pid = victim.proc.pid
         accepted, threads = send_in_parallel([n.smtp_port for n in nodes])
         upstream.wait(lambda u: len(u.transactions) >= TOTAL // 2, WITHIN)
-        wait_for("n0 to hold leases", lambda: asyncio.run(leases_of(pg_url, pid)) > 0)
+        left = freeze_holding_leases(pg_url, pid)
         assert victim.end(signal.SIGKILL) == -signal.SIGKILL
-        left = asyncio.run(leases_of(pg_url, pid))
         for thread in threads:
             thread.join(WITHIN)
         rows = sum(asyncio.run(recipient_states(pg_url)).values())

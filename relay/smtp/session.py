@@ -108,6 +108,7 @@ class Session(SMTP):
         self.config = listener.config
         self.in_data = False
         self.refused = False
+        self.greeted = False  # the 220 went out (see eof_received)
         self.line_length_limit = reader_limit(self.config.max_line_length)
         super().__init__(*args, authenticator=_pass_on, **kwargs)
         self._auth_require_tls = False  # checked in smtp_AUTH, where implicit TLS counts
@@ -175,6 +176,15 @@ class Session(SMTP):
         """Ignore the end of a refused client's stream."""
         if self.refused:
             return False
+        if not self.greeted and self.transport is not None:
+            # The client closed its side before the session's task ran even once: aiosmtpd
+            # cancels that task, which would never greet nor close. Greet here, as it would
+            # have, and close (False) once the greeting is sent.
+            self.greeted = True
+            greeting = f"220 {self.hostname} {self.__ident__}\r\n".encode()
+            cast(asyncio.WriteTransport, self.transport).write(greeting)  # uvloop: see above
+            super().eof_received()
+            return False
         result: bool | None = super().eof_received()
         return result
 
@@ -198,6 +208,7 @@ class Session(SMTP):
     async def push(self, status: str | bytes) -> None:
         """Send a reply, adding enhanced status codes to aiosmtpd's fixed ones; whatever a
         reply echoes of the client's input stays on its line (see `well_formed`)."""
+        self.greeted = True  # the greeting is the first thing pushed
         if isinstance(status, str):
             await super().push(well_formed(replies.AIOSMTPD_REPLIES.get(status, status)))
         else:
