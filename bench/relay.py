@@ -110,9 +110,14 @@ class RelayToSink(servers.Relay):
         event_loop: str,
         db_url: str | None,
         smtp_processes: int = 1,
+        smtp_in_primary: bool = True,
     ) -> None:
         super().__init__(
-            workdir, event_loop=event_loop, db_url=db_url, smtp_processes=smtp_processes
+            workdir,
+            event_loop=event_loop,
+            db_url=db_url,
+            smtp_processes=smtp_processes,
+            smtp_in_primary=smtp_in_primary,
         )
         self.sink = sink
 
@@ -429,6 +434,11 @@ def parser() -> argparse.ArgumentParser:
         default=1,
         help="relay's [server] smtp_processes (1; 2 names it relay-2p)",
     )
+    p.add_argument(
+        "--helpers-only",
+        action="store_true",
+        help="[server] smtp_in_primary = false: only the helpers accept SMTP (relay-2p-h)",
+    )
     postfix_group = p.add_mutually_exclusive_group()
     postfix_group.add_argument(
         "--postfix",
@@ -465,7 +475,14 @@ def main(argv: list[str] | None = None) -> int:
         work.chmod(0o755)  # Postfix's processes run as the postfix user
         (work / "relay").mkdir()
         sink = Sink(loop)
-        relay = RelayToSink(work / "relay", sink, loop, args.db_url, args.smtp_processes)
+        relay = RelayToSink(
+            work / "relay",
+            sink,
+            loop,
+            args.db_url,
+            args.smtp_processes,
+            smtp_in_primary=not args.helpers_only,
+        )
         targets: list[servers.Server] = [relay]
         if with_postfix:
             targets.append(PostfixToSink(work, sink))

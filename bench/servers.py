@@ -138,7 +138,8 @@ class Server:
 
 class Relay(Server):
     """relay serve, capture mode, into a fresh SQLite file (synchronous = full), with
-    `smtp_processes` processes accepting SMTP."""
+    `smtp_processes` processes accepting SMTP (the first one too unless `smtp_in_primary`
+    is false)."""
 
     name = "relay"
 
@@ -148,13 +149,17 @@ class Relay(Server):
         event_loop: str = "auto",
         db_url: str | None = None,
         smtp_processes: int = 1,
+        smtp_in_primary: bool = True,
     ) -> None:
         super().__init__()
         self.workdir = workdir
         self.event_loop = event_loop
         self.smtp_processes = smtp_processes
+        self.smtp_in_primary = smtp_in_primary
         if smtp_processes > 1:
             self.name = f"relay-{smtp_processes}p"  # its helpers' CPU counts as its own
+            if not smtp_in_primary:
+                self.name += "-h"  # only the helpers accept SMTP
         self.db_url = db_url or f"sqlite+aiosqlite:///{workdir / 'relay.db'}"
         self.web_port = free_port()
 
@@ -165,6 +170,7 @@ class Relay(Server):
             'log_level = "warning"\n'
             f'event_loop = "{self.event_loop}"\n'
             f"smtp_processes = {self.smtp_processes}\n"
+            f"smtp_in_primary = {str(self.smtp_in_primary).lower()}\n"
             "[[listener]]\n"
             f'address = "{HOST}:{self.port}"\n'
             "[web]\n"

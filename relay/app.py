@@ -68,12 +68,16 @@ class Relay:
         self.store = Store(config.storage)
         self.metrics = Metrics()
         authenticator = Authenticator(config.auth)
+        # With `smtp_in_primary = false` the helpers accept all SMTP, this process none.
+        accepts = "smtp" in self.roles and (
+            config.server.smtp_in_primary or config.server.smtp_processes == 1
+        )
         self.listeners = [
             Listener(
                 lc, config.server, Handler(config, lc, self.store), authenticator, self.metrics
             )
             for lc in config.listener
-            if "smtp" in self.roles
+            if accepts
         ]
         for listener in self.listeners:
             self.metrics.watch_sessions(listener.config.name, listener.sessions.__len__)
@@ -132,9 +136,10 @@ class Relay:
             if self.helpers is not None:
                 await self.helpers.start()
                 log.info(
-                    "smtp: %d processes share the listeners' ports (helpers: pid %s)",
-                    self.config.server.smtp_processes,
+                    "smtp: %d processes share the listeners' ports (helpers: pid %s)%s",
+                    len(self.helpers.pids) + bool(self.listeners),
                     ", ".join(map(str, self.helpers.pids)),
+                    "" if self.listeners else "; this one accepts none (smtp_in_primary = false)",
                 )
             if "web" in self.roles:  # last: when it answers, every process accepts mail
                 await self._start_web()

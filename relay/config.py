@@ -143,6 +143,12 @@ class ServerConfig:
         " to work on ingest; every listener then needs a fixed port.",
         _check_processes,
     )
+    smtp_in_primary: bool = setting(
+        True,
+        "With smtp_processes above 1: whether this process accepts SMTP too (true), or"
+        " leaves it all to its helpers and keeps its core for delivery and the web UI"
+        " (false: for relay mode under load).",
+    )
 
     @property
     def host_name(self) -> str:
@@ -689,7 +695,15 @@ def resolved(config: Config) -> Config:
     if bool(config.tls.cert) != bool(config.tls.key):
         raise ConfigError(config.source, "tls.cert", "both cert and key, or neither")
     listeners = tuple(_resolve_listener(i, lc, config) for i, lc in enumerate(config.listener))
-    if config.server.smtp_processes > 1 and "smtp" in config.server.roles:
+    server = config.server
+    if not server.smtp_in_primary and server.smtp_processes == 1 and "smtp" in server.roles:
+        raise ConfigError(
+            config.source,
+            "server.smtp_in_primary",
+            "true while smtp_processes is 1 (no process would accept SMTP)",
+            "false",
+        )
+    if server.smtp_processes > 1 and "smtp" in server.roles:
         for i, lc in enumerate(listeners):
             if lc.port == 0:
                 raise ConfigError(

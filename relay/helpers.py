@@ -43,7 +43,9 @@ START_TIMEOUT = 30.0
 def as_helper(config: Config) -> Config:
     """`config` (resolved, with smtp_processes above 1, so every listener's port is shared)
     as a helper runs it: the listeners alone, starting no helpers of its own."""
-    server = dataclasses.replace(config.server, roles=("smtp",), smtp_processes=1)
+    server = dataclasses.replace(
+        config.server, roles=("smtp",), smtp_processes=1, smtp_in_primary=True
+    )
     return dataclasses.replace(config, server=server)
 
 

@@ -256,6 +256,45 @@ def test_more_than_one_process_needs_fixed_ports(tmp_path: Path) -> None:
     path.write_text("[server]\nsmtp_processes = 0\n")
     with pytest.raises(ConfigError, match=r"server\.smtp_processes: expected a whole number"):
         load_config(path)
+    path.write_text("[server]\nsmtp_in_primary = false\n")
+    with pytest.raises(ConfigError, match=r"server\.smtp_in_primary: expected true while"):
+        load_config(path)
+
+
+def test_a_primary_that_accepts_no_smtp_leaves_it_to_its_helper(
+    tmp_path: Path, db_url: str, upstream: Upstream
+) -> None:
+    """With smtp_in_primary = false the helper holds every SMTP connection, the primary
+    none, and the mail it takes is relayed by the primary at once (a poll a minute)."""
+    node = Node(
+        "primary",
+        tmp_path,
+        db_url,
+        upstream.port,
+        server_extra="smtp_processes = 2\nsmtp_in_primary = false",
+        delivery="poll_interval = 60.0",
+    ).start()
+    clients: list[smtplib.SMTP] = []
+    try:
+        node.wait_ready()
+        assert node.proc is not None
+        assert "this one accepts none (smtp_in_primary = false)" in node.log()
+        (helper,) = _helpers(node.proc.pid)
+        for _ in range(8):
+            client = smtplib.SMTP("127.0.0.1", node.smtp_port, timeout=30)
+            client.ehlo("client.example")
+            clients.append(client)
+        owners = _owners([node.proc.pid, helper], node.smtp_port)
+        assert {owners[c.sock.getsockname()[1]] for c in clients} == {helper}
+        for number, client in enumerate(clients):
+            assert client.send_message(_mail(number)) == {}
+        upstream.wait(lambda u: len(u.delivered) >= len(clients), within=15)
+        for client in clients:
+            client.quit()
+    finally:
+        for client in clients:
+            client.close()
+        assert node.end(signal.SIGTERM) == 0, node.log()
 
 
 async def test_what_a_helper_stores_reaches_the_primary(tmp_path: Path) -> None:
