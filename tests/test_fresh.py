@@ -48,6 +48,24 @@ async def test_a_message_to_relay_is_sent_from_memory_until_deleted(store: Store
     assert await store.raw_to_send(relayed.id) is None
 
 
+async def test_prefetch_reads_what_memory_lacks_in_one_go(store: Store) -> None:
+    """Claimed mail whose bytes are not in memory (another process took it, or memory let
+    it go) is read in one query and then sent from memory, exactly as stored; what is in
+    memory already, what is gone and what is too large for memory are left alone."""
+    kept = new_message(["a@example.net"], raw=raw_message("kept"))
+    away = [new_message([f"r{i}@example.net"], raw=raw_message(f"away {i}")) for i in range(3)]
+    large = new_message(["big@example.net"], raw=raw_message("large") + b"x" * 2000)
+    for new in (kept, *away, large):
+        await store.add_message(new)
+    store.fresh.drop([m.id for m in (*away, large)])
+    store.fresh.max_one = 1000
+    read = await store.prefetch_raw([kept.id, *(m.id for m in away), large.id, "01GONE"])
+    assert read == len(away)
+    assert [store.fresh.get(m.id) for m in away] == [m.raw for m in away]
+    assert store.fresh.get(large.id) is None
+    assert await store.raw_to_send(away[0].id) == away[0].raw
+
+
 async def test_claims_and_results_commit_without_a_sync_of_their_own(
     sqlite_store: Store,
 ) -> None:

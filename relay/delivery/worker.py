@@ -185,6 +185,10 @@ class Worker:
             claims = await self.store.queue.claim(
                 self.owner, now, self.policy.lease, limit, busy_routes, busy_domains
             )
+            try:  # one read for the batch, not one per message, of bytes not in memory
+                await self.store.prefetch_raw(c.message_id for c in claims)
+            except Exception:  # each delivery reads its message itself then
+                log.exception("could not read the claimed messages ahead")
             for g in group(claims):
                 self._launch(g)
             if len(claims) < limit:

@@ -3,7 +3,7 @@ the web reads it and calls its operator actions."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 
 from relay.config import StorageConfig
 from relay.status import Status
@@ -117,6 +117,16 @@ class Store:
         if raw is None:
             raw = await self.messages.raw(message_id)
         return raw
+
+    async def prefetch_raw(self, message_ids: Iterable[str]) -> int:
+        """Read the bytes of those of `message_ids` not in memory, in one query, so that
+        their deliveries take them from memory (mail another process accepted, or older
+        than what memory keeps); return how many were read."""
+        missing = [m for m in dict.fromkeys(message_ids) if self.fresh.get(m) is None]
+        found = await self.messages.raws(missing, self.fresh.max_one)
+        for message_id, raw in found.items():
+            self.fresh.put(message_id, raw)
+        return len(found)
 
     def _gone(self, message_ids: list[str]) -> None:
         self.fresh.drop(message_ids)

@@ -414,6 +414,19 @@ class Messages:
             )
             return result.scalar()
 
+    async def raws(self, message_ids: Sequence[str], max_size: int) -> dict[str, bytes]:
+        """The raw bytes of the messages of `message_ids` no larger than `max_size`, in one
+        query; messages gone or larger are left out."""
+        if not message_ids:
+            return {}
+        async with self.db.reader.connect() as conn:
+            result = await conn.execute(
+                select(message_raw.c.message_id, message_raw.c.data)
+                .join(message, message.c.id == message_raw.c.message_id)
+                .where(message_raw.c.message_id.in_(list(message_ids)), message.c.size <= max_size)
+            )
+            return {str(row[0]): bytes(row[1]) for row in result}
+
     async def mark_read(self, message_id: str, read: bool = True) -> None:
         """Mark a message read (or unread)."""
         await self.set_read([message_id], read)
