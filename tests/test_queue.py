@@ -11,7 +11,7 @@ from sqlalchemy import select
 from relay.config import RouteConfig
 from relay.delivery.recorder import Recorder
 from relay.status import Status
-from relay.store import NewRecipient, Result, Store
+from relay.store import Claim, NewMessage, NewRecipient, Result, Store
 from relay.store.schema import recipient
 from tests.queueing import new_message, open_store, recipients
 
@@ -437,14 +437,20 @@ async def test_results_finishing_together_are_written_in_one_transaction(db_url:
             assert [r.status for r in rows.values()] == [Status.DELIVERED]
 
 
+async def _one_claimed(store: Store, address: str, now: float) -> tuple[NewMessage, Claim]:
+    """A stored message to `address`, its one recipient claimed by "w"."""
+    new = new_message([address], received_at=now)
+    await store.add_message(new)
+    (claim,) = await store.queue.claim("w", now, LEASE, 10)
+    return new, claim
+
+
 async def test_a_cancelled_caller_still_gets_its_results_written(db_url: str) -> None:
     """Cancelling a delivery that handed its results over (a worker stopping) does not
     lose them: `drain` waits for the write, and the recipient is settled."""
     async with open_store(db_url) as store:
         now = 1000.0
-        new = new_message(["late@x.example"], received_at=now)
-        await store.add_message(new)
-        (claim,) = await store.queue.claim("w", now, LEASE, 10)
+        new, claim = await _one_claimed(store, "late@x.example", now)
         recorder = Recorder(store.queue, "w")
         outcome = result(claim.id, new.id, Status.DEFERRED, 451, "busy", now)
         caller = asyncio.create_task(recorder.record([outcome], now + 1))
@@ -460,13 +466,11 @@ async def test_a_cancelled_caller_still_gets_its_results_written(db_url: str) ->
 
 
 async def test_a_failed_write_raises_in_every_caller_of_its_batch(db_url: str) -> None:
-    """When the write fails, each caller whose results were in it gets the error (and
-    gives its leases back), none returns as if recorded."""
+    """When the write fails, each caller whose results were in it gets the error; none
+    returns as if recorded, and the recipient stays leased."""
     async with open_store(db_url) as store:
         now = 1000.0
-        new = new_message(["a@x.example"], received_at=now)
-        await store.add_message(new)
-        (claim,) = await store.queue.claim("w", now, LEASE, 10)
+        new, claim = await _one_claimed(store, "a@x.example", now)
         recorder = Recorder(store.queue, "w")
         good = result(claim.id, new.id, Status.DELIVERED, 250, "queued", now)
         broken = dataclasses.replace(good, host=None)  # NOT NULL: the INSERT fails
