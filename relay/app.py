@@ -135,12 +135,19 @@ class Relay:
                 await self._start_listeners()
             if self.helpers is not None:
                 await self.helpers.start()
-                log.info(
-                    "smtp: %d processes share the listeners' ports (helpers: pid %s)%s",
-                    len(self.helpers.pids) + bool(self.listeners),
-                    ", ".join(map(str, self.helpers.pids)),
-                    "" if self.listeners else "; this one accepts none (smtp_in_primary = false)",
-                )
+                pids = ", ".join(map(str, self.helpers.pids))
+                if self.listeners:
+                    log.info(
+                        "smtp: %d processes share the listeners' ports (helpers: pid %s)",
+                        len(self.helpers.pids) + 1,
+                        pids,
+                    )
+                else:
+                    log.info(
+                        "smtp: helpers (pid %s) take the listeners' ports; this one accepts"
+                        " none (smtp_in_primary = false)",
+                        pids,
+                    )
             if "web" in self.roles:  # last: when it answers, every process accepts mail
                 await self._start_web()
         except BaseException:

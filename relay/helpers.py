@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 
 READY = b"ready"
 MESSAGE = b"message"
+PIPED_MAX = 16 * 1024 * 1024
+"""Bytes waiting in the pipe to the primary above which a helper sends no more message
+bytes along (the primary then reads those messages from the database)."""
 START_TIMEOUT = 30.0
 """Seconds a helper may take to open its store and listeners."""
 
@@ -219,6 +222,8 @@ class PrimaryLink:
                     return
                 if event.kind == "message" and self._out is not None:
                     raw = self.take_raw(event.message_id) if event.due else None
+                    if raw and self._out.get_write_buffer_size() > PIPED_MAX:
+                        raw = None  # the primary lags behind: keep this helper's memory bounded
                     self._out.write(message_line(event, raw))
 
     async def stop(self) -> None:
