@@ -109,6 +109,15 @@ def _refused(port: int) -> bool:
     return False
 
 
+def _connect(port: int, count: int, into: list[smtplib.SMTP]) -> None:
+    """Open `count` SMTP sessions to `port`, each past EHLO, into `into` (the caller
+    closes them)."""
+    for _ in range(count):
+        client = smtplib.SMTP("127.0.0.1", port, timeout=30)
+        client.ehlo("client.example")
+        into.append(client)
+
+
 def _mail(number: int) -> EmailMessage:
     msg = EmailMessage()
     msg["From"] = "app@example.com"
@@ -133,10 +142,7 @@ def test_helpers_share_the_port_and_their_mail_is_delivered_at_once(
         assert "smtp: 2 processes share the listeners' ports" in node.log()
         helpers = _helpers(node.proc.pid)
         assert len(helpers) == 1, helpers
-        for _ in range(CONNECTIONS):
-            client = smtplib.SMTP("127.0.0.1", node.smtp_port, timeout=30)
-            client.ehlo("client.example")
-            clients.append(client)
+        _connect(node.smtp_port, CONNECTIONS, clients)
         owners = _owners([node.proc.pid, *helpers], node.smtp_port)
         owner = [owners[c.sock.getsockname()[1]] for c in clients]
         by_helper = [n for n, pid in enumerate(owner) if pid != node.proc.pid]
@@ -280,10 +286,7 @@ def test_a_primary_that_accepts_no_smtp_leaves_it_to_its_helper(
         assert node.proc is not None
         assert "this one accepts none (smtp_in_primary = false)" in node.log()
         (helper,) = _helpers(node.proc.pid)
-        for _ in range(8):
-            client = smtplib.SMTP("127.0.0.1", node.smtp_port, timeout=30)
-            client.ehlo("client.example")
-            clients.append(client)
+        _connect(node.smtp_port, 8, clients)
         owners = _owners([node.proc.pid, helper], node.smtp_port)
         assert {owners[c.sock.getsockname()[1]] for c in clients} == {helper}
         for number, client in enumerate(clients):

@@ -20,7 +20,7 @@ from aiosmtplib import SMTPResponse
 MAX_LINE = 8192
 """Bytes in one reply line at most (RFC 5321 asks for 512; some servers say more)."""
 MAX_PENDING = 1024 * 1024
-"""Bytes received and not yet read as replies, at most."""
+"""Bytes in the lines of one reply of several lines, at most."""
 INVALID_REPLY = -1
 """The code of a reply that cannot be read (aiosmtplib's SMTPStatus.invalid_response)."""
 

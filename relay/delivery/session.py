@@ -32,10 +32,10 @@ NO_SMTPUTF8 = "5.6.7"  # RFC 6531: non-ASCII address and no SMTPUTF8 on the serv
 BAD_SENDER = "5.1.7"
 BAD_RECIPIENT = "5.1.3"
 RSET = b"RSET\r\n"
+DATA = b"DATA\r\n"
 _ATOMS = r"[^\s\x00-\x1f\x7f<>\"(),:;\\\[\]@]+"
 _PLAIN_ADDRESS = re.compile(f"{_ATOMS}@{_ATOMS}")
 """local@domain with nothing that needs quoting or parsing."""
-DATA = b"DATA\r\n"
 
 
 def null_to_empty(sender: str) -> str:

@@ -6,6 +6,7 @@ import asyncio
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 from sqlalchemy import (
@@ -335,14 +336,9 @@ class Messages:
                 (await conn.execute(select(func.max(message_rowid)).select_from(message))).scalar()
                 or 0
             )
-        starts = [top * part // SCAN_PARTS for part in range(SCAN_PARTS)]
-        ranges = [
-            [
-                message_rowid > start,
-                *([message_rowid <= starts[i + 1]] if i + 1 < len(starts) else []),
-            ]
-            for i, start in enumerate(starts)  # the last range is open: mail that came since
-        ]
+        cuts = [top * part // SCAN_PARTS for part in range(SCAN_PARTS + 1)]
+        ranges = [[message_rowid > low, message_rowid <= high] for low, high in pairwise(cuts)]
+        ranges[-1].pop()  # the last range is open: mail that came since counts too
         counted = await asyncio.gather(*(self._count_range([*clauses, *r]) for r in ranges))
         return sum(m for m, _ in counted), sum(u for _, u in counted)
 
