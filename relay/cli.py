@@ -17,7 +17,7 @@ from pathlib import Path
 from relay import __version__, cli_db, cli_queue, cli_sendmail, cli_stats, passwords
 from relay.cli_output import DEFAULT_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from relay.cli_output import load as _load
-from relay.config import load_config, resolved, with_overrides
+from relay.config import config_warnings, load_config, resolved, with_overrides
 from relay.errors import ConfigError, StartupError, StoreError
 from relay.helpers import as_helper
 
@@ -67,6 +67,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"relay: {exc}", file=sys.stderr)
         return EXIT_USAGE
     _setup_logging(config.server.log_level, f"smtp-helper-{args.smtp_helper} " if helper else "")
+    for warning in [] if helper else config_warnings(config):
+        log.warning("%s", warning)
     try:
         with asyncio.Runner(loop_factory=loop_factory(config.server.event_loop)) as runner:
             command = None if helper else _helper_command(args)
@@ -93,10 +95,12 @@ def _helper_command(args: argparse.Namespace) -> list[str]:
 def cmd_check_config(args: argparse.Namespace) -> int:
     """Validate a config file: exit 0 when valid, 2 with the problem when not."""
     try:
-        load_config(args.file)
+        config = load_config(args.file)
     except ConfigError as exc:
         print(f"relay: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    for warning in config_warnings(config):
+        print(f"relay: warning: {warning}", file=sys.stderr)
     print(f"{args.file}: valid")
     return EXIT_OK
 

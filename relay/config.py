@@ -407,6 +407,19 @@ class RouteConfig:
 
 
 TlsMode = Literal["starttls", "implicit", "opportunistic", "none"]
+TlsSetting = Literal["auto", "starttls", "implicit", "opportunistic", "none"]
+_TLS_HELP = (
+    "auto: opportunistic without a username, starttls with one (a password never crosses"
+    " in clear); starttls: require STARTTLS; implicit: TLS from the first byte (port 465);"
+    " opportunistic: STARTTLS when offered, plain text otherwise; none: never TLS."
+)
+
+
+def tls_mode(tls: TlsSetting, username: str) -> TlsMode:
+    """The TLS a connection uses: "auto" is opportunistic, or starttls when it logs in."""
+    if tls != "auto":
+        return tls
+    return "starttls" if username else "opportunistic"
 
 
 def _fraction(value: float) -> str | None:
@@ -423,10 +436,8 @@ def _check_schedule(value: tuple[float, ...]) -> str | None:
 class ConnectionSettings:
     """How connections to one destination are made and pooled (shared by upstreams and MX)."""
 
-    tls: Literal["starttls", "implicit", "opportunistic", "none"] = setting(
-        "starttls",
-        "starttls: require STARTTLS; implicit: TLS from the first byte (port 465);"
-        " opportunistic: STARTTLS when offered, plain text otherwise; none: never TLS.",
+    tls: Literal["auto", "starttls", "implicit", "opportunistic", "none"] = setting(
+        "auto", _TLS_HELP
     )
     verify: bool = setting(
         True, "Check the server's certificate and host name (TLS); false accepts any."
@@ -476,10 +487,8 @@ class MxConfig(ConnectionSettings):
     """[mx]: direct delivery to the recipient domain's MX hosts (routes with upstream = "mx")."""
 
     port: int = setting(25, "Port of every MX host.", _positive)
-    tls: Literal["starttls", "implicit", "opportunistic", "none"] = setting(
-        "opportunistic",
-        "starttls: require STARTTLS; implicit: TLS from the first byte (port 465);"
-        " opportunistic: STARTTLS when offered, plain text otherwise; none: never TLS.",
+    tls: Literal["auto", "starttls", "implicit", "opportunistic", "none"] = setting(
+        "opportunistic", _TLS_HELP
     )
     verify: bool = setting(
         False,
@@ -639,6 +648,7 @@ def _upstream_secrets(
             'starttls or implicit with AUTH (or "none" to send credentials in clear)',
             upstream.tls,
         )
+    upstream = dataclasses.replace(upstream, tls=tls_mode(upstream.tls, upstream.username))
     if not upstream.password_env:
         return upstream
     password = env.get(upstream.password_env)
@@ -650,6 +660,17 @@ def _upstream_secrets(
             "not set",
         )
     return dataclasses.replace(upstream, password=password)
+
+
+def config_warnings(config: Config) -> list[str]:
+    """What is valid but unwise in `config`, one sentence each (check-config and serve say
+    them): an upstream that sends its password in clear."""
+    return [
+        f'{config.source}: upstream.{name}.tls: "none" sends the password of user'
+        f' {upstream.username!r} in clear; use "starttls" or "implicit"'
+        for name, upstream in config.upstream.items()
+        if upstream.username and upstream.tls == "none"
+    ]
 
 
 def _resolve_listener(index: int, lc: ListenerConfig, config: Config) -> ListenerConfig:

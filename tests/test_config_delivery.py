@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -40,7 +43,7 @@ def load(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> Config
 def test_defaults_follow_the_issue() -> None:
     """Pools of 4, 100 messages a connection, 30 s idle; retries ~1 m..2 h for 5 days; no DSN."""
     upstream = UpstreamConfig()
-    assert (upstream.tls, upstream.verify) == ("starttls", True)
+    assert (upstream.tls, upstream.verify) == ("auto", True)
     assert (upstream.max_connections, upstream.max_messages_per_connection) == (4, 100)
     assert upstream.idle_timeout == 30.0
     delivery = DeliveryConfig()
@@ -48,6 +51,52 @@ def test_defaults_follow_the_issue() -> None:
     assert delivery.max_age == 5 * 86400
     assert delivery.dsn is False
     assert (MxConfig().tls, MxConfig().verify, MxConfig().port) == ("opportunistic", False, 25)
+
+
+@pytest.mark.parametrize(
+    ("extra", "tls"),
+    [
+        ("", "opportunistic"),
+        ('username = "relay"\npassword_env = "SMART_PW"\n', "starttls"),
+        ('tls = "auto"\nusername = "relay"\n', "starttls"),
+        ('tls = "none"\n', "none"),
+        ('tls = "implicit"\nusername = "relay"\n', "implicit"),
+    ],
+)
+def test_upstream_tls_defaults_to_opportunistic_unless_it_logs_in(
+    tmp_path: Path, extra: str, tls: str
+) -> None:
+    """tls = "auto" (the default) is opportunistic without a username, starttls with one;
+    an explicit value is kept."""
+    config = load(tmp_path, SMARTHOST + extra, env={"SMART_PW": "x"})
+    assert config.upstream["smarthost"].tls == tls
+
+
+@pytest.mark.parametrize(
+    ("extra", "warned"),
+    [
+        ('username = "relay"\npassword_env = "SMART_PW"\ntls = "none"\n', True),
+        ('username = "relay"\npassword_env = "SMART_PW"\n', False),
+        ('tls = "none"\n', False),
+    ],
+)
+def test_check_config_warns_of_a_password_sent_in_clear(
+    tmp_path: Path, extra: str, warned: bool
+) -> None:
+    """tls = "none" with a username: `relay check-config` warns naming the key, exit 0."""
+    path = tmp_path / "relay.toml"
+    path.write_text(SMARTHOST + extra)
+    result = subprocess.run(
+        [sys.executable, "-m", "relay", "check-config", str(path)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "SMART_PW": "x"},
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"{path}: valid" in result.stdout
+    warning = f'relay: warning: {path}: upstream.smarthost.tls: "none" sends the password'
+    assert (warning in result.stderr) is warned, result.stderr
 
 
 def test_password_comes_from_the_named_environment_variable(tmp_path: Path) -> None:

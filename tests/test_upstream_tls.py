@@ -103,7 +103,65 @@ async def test_certificate_from_an_unknown_ca_defers(
         rows = await wait_for_status(store, new.id, {A: Status.DEFERRED})
     assert rows[A].last_enhanced == retry.TLS_FAILED
     assert "certificate verify failed" in (rows[A].last_text or "")
+    assert "[upstream.smarthost] ca_file or verify" in (rows[A].last_text or "")
     assert starttls_upstream.transactions == []
+
+
+def plain_upstream_toml(tmp_path: Path, db_url: str, port: int, extra: str = "") -> Path:
+    """A relay.toml relaying everything to [upstream.local] with only host and port (and
+    `extra` keys), as a new user writes it."""
+    path = tmp_path / "relay.toml"
+    path.write_text(
+        f"""
+[storage]
+url = "{db_url}"
+[delivery]
+poll_interval = 3600.0
+[[route]]
+match = "*"
+action = "relay"
+upstream = "local"
+[upstream.local]
+host = "127.0.0.1"
+port = {port}
+{extra}"""
+    )
+    return path
+
+
+async def test_plain_upstream_with_only_host_and_port_delivers(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """An [upstream] with just host and port, to a server that offers no STARTTLS, delivers
+    (tls defaults to opportunistic when there is no username)."""
+    with Upstream().start() as plain:
+        config = load_config(plain_upstream_toml(tmp_path, sqlite_url, plain.port), env={})
+        assert config.upstream["local"].tls == "opportunistic"
+        async with running_worker(config) as (store, _):
+            new = new_message([A], route="relay:local")
+            await store.add_message(new)
+            await wait_for_status(store, new.id, {A: Status.DELIVERED})
+    assert [(t.tls, t.rcpt_tos) for t in plain.delivered] == [(False, (A,))]
+
+
+async def test_upstream_with_a_username_and_no_starttls_defers_naming_the_key(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """With a username tls defaults to required STARTTLS: a server without it gets no
+    password, and the recorded reason names the key to change."""
+    extra = f'username = "relay"\npassword_env = "{PASSWORD_VARIABLE}"\n'
+    with Upstream(users={"relay": "s3cret"}).start() as plain:
+        toml = plain_upstream_toml(tmp_path, sqlite_url, plain.port, extra)
+        config = load_config(toml, env={PASSWORD_VARIABLE: "s3cret"})
+        assert config.upstream["local"].tls == "starttls"
+        async with running_worker(config) as (store, _):
+            new = new_message([A], route="relay:local")
+            await store.add_message(new)
+            rows = await wait_for_status(store, new.id, {A: Status.DEFERRED})
+    assert rows[A].last_enhanced == retry.TLS_FAILED
+    assert '[upstream.local] tls = "starttls"' in (rows[A].last_text or "")
+    assert plain.transactions == []
+    assert all("MAIL" not in c.commands and c.auth_user is None for c in plain.connections)
 
 
 async def test_required_starttls_that_is_not_offered_defers(sqlite_url: str) -> None:

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 
 import aiosmtplib
 
-from relay.config import ConnectionSettings
+from relay.config import ConnectionSettings, TlsMode, tls_mode
 from relay.delivery.channel import Channel
+from relay.delivery.retry import TLSFailed, tls_reason
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,27 @@ class Target:
     addresses: tuple[str, ...] = ()
     username: str = ""
     password: str = ""
+
+    @property
+    def tls(self) -> TlsMode:
+        """The TLS this destination is reached with ("auto" decided by the username)."""
+        return tls_mode(self.settings.tls, self.username)
+
+    @property
+    def section(self) -> str:
+        """The config table that sets this destination up: "[upstream.NAME]" or "[mx]"."""
+        kind, _, name = self.key.partition(":")
+        return f"[upstream.{name}]" if kind == "upstream" else "[mx]"
+
+    def tls_failure(self, exc: BaseException) -> BaseException:
+        """`exc` as a TLSFailed naming the keys to look at, when it is a TLS failure."""
+        reason = tls_reason(exc)
+        if reason is None:
+            return exc
+        keys = "ca_file or verify" if reason.startswith("certificate verify") else "tls"
+        failure = TLSFailed(f"TLS failed: {reason} (see {self.section} {keys})")
+        failure.__cause__ = exc
+        return failure
 
 
 class Connection:
@@ -154,7 +176,7 @@ class Pool:
     async def _connect(self) -> Connection:
         target = self.target
         settings = target.settings
-        if settings.tls != "none" and self._tls is None:
+        if target.tls != "none" and self._tls is None:
             self._tls = await asyncio.to_thread(tls_context, settings)
         last: BaseException | None = None
         for address in target.addresses or (target.host,):
@@ -163,7 +185,7 @@ class Pool:
                 port=target.port,
                 local_hostname=self.local_hostname,
                 timeout=settings.command_timeout,
-                use_tls=settings.tls == "implicit",
+                use_tls=target.tls == "implicit",
                 start_tls=False,
                 tls_context=self._tls,
             )
@@ -176,8 +198,8 @@ class Pool:
                 channel = Channel.take_over(smtp)
             except (aiosmtplib.SMTPException, OSError) as exc:
                 smtp.close()
-                log.info("%s: %s", label, exc)
-                last = exc
+                last = target.tls_failure(exc)
+                log.info("%s: %s", label, last)
                 continue
             self.opened += 1
             return Connection(channel, label)
@@ -186,13 +208,16 @@ class Pool:
 
     async def _secure_and_login(self, smtp: aiosmtplib.SMTP) -> None:
         target = self.target
-        settings = target.settings
-        timeout = settings.connect_timeout
+        timeout = target.settings.connect_timeout
         await smtp.ehlo(timeout=timeout)
-        wanted = settings.tls == "starttls" or (
-            settings.tls == "opportunistic" and smtp.supports_extension("starttls")
-        )
-        if wanted:
+        offered = smtp.supports_extension("starttls")
+        if target.tls == "starttls" and not offered:
+            raise TLSFailed(
+                f"TLS failed: the server offers no STARTTLS, which {target.section} tls ="
+                ' "starttls" requires'
+                + ("" if target.username else ' (tls = "opportunistic" sends in plain text)')
+            )
+        if offered and target.tls in ("starttls", "opportunistic"):
             await smtp.starttls(server_hostname=target.host, tls_context=self._tls, timeout=timeout)
             await smtp.ehlo(timeout=timeout)
         if target.username:

@@ -77,6 +77,20 @@ def local(text: str, enhanced: str, transient: bool = True) -> Reply:
     return Reply(None, printable(text), enhanced, transient)
 
 
+class TLSFailed(aiosmtplib.SMTPException):
+    """TLS to a destination could not be set up; the message names the key to change."""
+
+
+def tls_reason(exc: BaseException) -> str | None:
+    """Why TLS failed, when an SSL error lies under `exc` ("certificate verify failed:
+    self-signed certificate"); None when it is not a TLS failure."""
+    tls = _ssl_error(exc)
+    if tls is None:
+        return None
+    verify = getattr(tls, "verify_message", None)
+    return f"certificate verify failed: {verify}" if verify else str(tls)
+
+
 def _ssl_error(exc: BaseException) -> ssl.SSLError | None:
     seen: BaseException | None = exc
     while seen is not None:
@@ -100,10 +114,10 @@ def from_exception(exc: BaseException) -> Reply:
     """The reply that an exception raised while delivering stands for."""
     if isinstance(exc, DeliveryError):
         return Reply(exc.code or None, exc.text, exc.enhanced, exc.transient)
-    tls = _ssl_error(exc)
-    if tls is not None:
-        verify = getattr(tls, "verify_message", None)
-        reason = f"certificate verify failed: {verify}" if verify else str(tls)
+    if isinstance(exc, TLSFailed):
+        return local(exc.message, TLS_FAILED)
+    reason = tls_reason(exc)
+    if reason is not None:
         return local(f"TLS failed: {reason}", TLS_FAILED)
     if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
         # A refused login is a configuration problem: keep the mail until it is fixed.
