@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from relay import __version__, cli_db, cli_queue, cli_sendmail, cli_stats, passwords
-from relay.cli_output import DEFAULT_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE
+from relay.cli_output import DB_HELP, DEFAULT_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from relay.cli_output import load as _load
 from relay.config import config_warnings, load_config, resolved, with_overrides
 from relay.errors import ConfigError, StartupError, StoreError
@@ -145,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", help=f"config file (default: ./{DEFAULT_CONFIG} if present)")
     serve.add_argument("--smtp", metavar="HOST:PORT", help="one plain SMTP listener here")
     serve.add_argument("--web", metavar="HOST:PORT", help="web UI and API address")
-    serve.add_argument("--db", metavar="URL", help="database URL")
+    serve.add_argument("--db", metavar="URL", help=DB_HELP)
     serve.add_argument(
         "--role",
         metavar="ROLES",

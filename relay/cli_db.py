@@ -8,7 +8,15 @@ import asyncio
 import logging
 from typing import Any
 
-from relay.cli_output import DEFAULT_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, fail, load_for
+from relay.cli_output import (
+    DB_HELP,
+    DEFAULT_CONFIG,
+    EXIT_FAILURE,
+    EXIT_OK,
+    EXIT_USAGE,
+    fail,
+    load_for,
+)
 from relay.config import Config
 from relay.errors import ConfigError, StoreError
 from relay.store import Database
@@ -66,5 +74,5 @@ def add_parser(sub: Any) -> None:
         " starting the new relay); current: show the schema's revision",
     )
     db.add_argument("--config", help=f"config file (default: ./{DEFAULT_CONFIG} if present)")
-    db.add_argument("--db", metavar="URL", help="database URL")
+    db.add_argument("--db", metavar="URL", help=DB_HELP)
     db.set_defaults(func=cmd_db)

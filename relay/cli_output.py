@@ -21,6 +21,10 @@ EXIT_NOT_FOUND = 1  # nothing matched, no such message or recipient, nothing cha
 EXIT_USAGE = 2  # bad configuration or arguments
 EXIT_UNAVAILABLE = 3  # the database cannot be reached, or holds no relay data
 DEFAULT_CONFIG = "relay.toml"
+DB_HELP = (
+    "the database, overriding the config: a SQLite file (relay.db), sqlite:///relay.db,"
+    " postgresql://USER@HOST/DB"
+)
 
 
 def load(path: str | None) -> Config:

@@ -29,6 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from relay import cli_queue_text as text
 from relay.cli_output import (
+    DB_HELP,
     EXIT_NOT_FOUND,
     EXIT_OK,
     EXIT_UNAVAILABLE,
@@ -247,7 +248,7 @@ def _command(command: Command) -> Callable[[argparse.Namespace], int]:
 def _common() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", help="config file (default: ./relay.toml if present)")
-    common.add_argument("--db", metavar="URL", help="database URL (overrides the config)")
+    common.add_argument("--db", metavar="URL", help=DB_HELP)
     common.add_argument("--json", action="store_true", help="print JSON for scripts")
     return common
 

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from relay.cli_output import (
+    DB_HELP,
     EXIT_OK,
     EXIT_UNAVAILABLE,
     EXIT_USAGE,
@@ -88,6 +89,6 @@ def add_parser(sub: Any) -> None:
         " 3 database unreadable)",
     )
     stats.add_argument("--config", help="config file (default: ./relay.toml if present)")
-    stats.add_argument("--db", metavar="URL", help="database URL (overrides the config)")
+    stats.add_argument("--db", metavar="URL", help=DB_HELP)
     stats.add_argument("--json", action="store_true", help="print JSON for scripts")
     stats.set_defaults(func=cmd_stats)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from relay import passwords
+from relay.dburl import ACCEPTED, database_url
 from relay.durations import check_duration, parse_duration
 from relay.errors import ConfigError
 from relay.settings import build, setting
@@ -58,9 +59,11 @@ def _non_negative(value: float) -> str | None:
 
 
 def _check_url(value: str) -> str | None:
-    if value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
-        return None
-    return "a URL starting with sqlite+aiosqlite:// or postgresql+asyncpg://"
+    try:
+        database_url(value)
+    except ValueError:
+        return ACCEPTED
+    return None
 
 
 def _check_networks(value: tuple[str, ...]) -> str | None:
@@ -333,6 +336,7 @@ class StorageConfig:
         "sqlite+aiosqlite:///relay.db",
         "Database URL (SQLite file or PostgreSQL); RELAY_DATABASE_URL overrides it.",
         _check_url,
+        convert=database_url,
     )
     sqlite_synchronous: Literal["full", "normal"] = setting(
         "full",
@@ -782,5 +786,6 @@ def with_overrides(
     if db is not None:
         if problem := _check_url(db):
             raise ConfigError(source, "--db", problem, db)
-        config = dataclasses.replace(config, storage=dataclasses.replace(config.storage, url=db))
+        storage = dataclasses.replace(config.storage, url=database_url(db))
+        config = dataclasses.replace(config, storage=storage)
     return resolved(config)

@@ -23,12 +23,20 @@ Check = Callable[[Any], str | None]
 """A value check: returns None when the value is good, else what was expected."""
 
 
-def setting(default: Any, help: str, check: Check | None = None, secret: bool = False) -> Any:
+def setting(
+    default: Any,
+    help: str,
+    check: Check | None = None,
+    secret: bool = False,
+    convert: Callable[[Any], Any] | None = None,
+) -> Any:
     """Declare a config key with its default, its help text and an optional value check.
 
-    A `secret` key may also be given as RELAY_<SECTION>_<KEY> in the environment.
+    A `secret` key may also be given as RELAY_<SECTION>_<KEY> in the environment, and its
+    value is never repeated in an error. `convert` turns a value that passed the check
+    into the one kept (a database URL as typed into the driver's).
     """
-    meta = {"help": help, "check": check, "secret": secret}
+    meta = {"help": help, "check": check, "secret": secret, "convert": convert}
     if isinstance(default, (list, dict)):
         raise TypeError("use a tuple or a default_factory-free immutable default")
     return field(default=default, metadata=meta)
@@ -100,11 +108,17 @@ def build(cls: type[T], data: Mapping[str, Any], source: str, prefix: str = "") 
         if key not in fields:
             known = ", ".join(sorted(fields))
             raise ConfigError(source, full, f"a known key ({known})", None)
-        value = _convert(hints[key], raw, full, source)
-        check = fields[key].metadata.get("check")
+        meta = fields[key].metadata
+        hidden = meta.get("secret") or meta.get("quiet")
+        try:
+            value = _convert(hints[key], raw, full, source)
+        except ConfigError as exc:
+            raise ConfigError(source, exc.key, exc.expected, None if hidden else exc.got) from None
+        check = meta.get("check")
         if check is not None and value is not None:
             problem = check(value)
             if problem:
-                raise ConfigError(source, full, problem, raw)
-        values[key] = value
+                raise ConfigError(source, full, problem, None if hidden else raw)
+        convert = meta.get("convert")
+        values[key] = value if convert is None or value is None else convert(value)
     return cls(**values)

@@ -85,7 +85,7 @@ async def test_exit_codes(
     [
         (["--db", "sqlite+aiosqlite:///{tmp}/missing.db"], EXIT_UNAVAILABLE, "no relay database"),
         (["--db", "postgresql+asyncpg://nobody@127.0.0.1:1/none"], EXIT_UNAVAILABLE, "cannot use"),
-        (["--db", "mysql://x"], EXIT_USAGE, "--db: expected a URL"),
+        (["--db", "mysql://x"], EXIT_USAGE, "--db: expected a SQLite file"),
         (["--config", "{tmp}/nowhere.toml"], EXIT_USAGE, "nowhere.toml"),
     ],
 )

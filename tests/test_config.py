@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import subprocess
 import sys
@@ -186,3 +187,90 @@ def test_container_config_binds_every_interface_and_keeps_data_in_volume() -> No
     assert config.storage.url == "sqlite+aiosqlite:////data/relay.db"
     dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
     assert "USER relay" in dockerfile and "HEALTHCHECK" in dockerfile and "/healthz" in dockerfile
+
+
+DATABASE_FORMS = [
+    ("relay.db", "sqlite+aiosqlite:///relay.db"),
+    ("./data/relay.db", "sqlite+aiosqlite:///./data/relay.db"),
+    ("/var/lib/relay/relay.db", "sqlite+aiosqlite:////var/lib/relay/relay.db"),
+    ("sqlite:///relay.db", "sqlite+aiosqlite:///relay.db"),
+    ("sqlite:////abs/path.db", "sqlite+aiosqlite:////abs/path.db"),
+    ("sqlite+aiosqlite:///relay.db", "sqlite+aiosqlite:///relay.db"),
+    ("postgresql://relay@127.0.0.1/mail", "postgresql+asyncpg://relay@127.0.0.1/mail"),
+    ("postgres://relay:pw@db.test:5432/mail", "postgresql+asyncpg://relay:pw@db.test:5432/mail"),
+    ("postgresql+asyncpg://relay@127.0.0.1/mail", "postgresql+asyncpg://relay@127.0.0.1/mail"),
+]
+
+
+@pytest.mark.parametrize(("typed", "url"), DATABASE_FORMS)
+def test_database_as_people_type_it_maps_to_the_async_drivers(
+    tmp_path: Path, typed: str, url: str
+) -> None:
+    """[storage] url, RELAY_DATABASE_URL and --db accept a file, sqlite:// and postgres(ql)://
+    and keep the async drivers' URL."""
+    path = write(tmp_path, f"[storage]\nurl = {typed!r}\n")
+    assert load_config(path, env={}).storage.url == url
+    assert load_config(None, env={"RELAY_DATABASE_URL": typed}).storage.url == url
+    assert with_overrides(load_config(None, env={}), db=typed).storage.url == url
+
+
+ACCEPTED_FORMS = ("relay.db", "./data/relay.db", "sqlite:///relay.db", "sqlite:////abs/path.db",
+                  "postgresql://", "postgres://")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "typed",
+    ["mysql://u@h/db", "sqlite://relay.db", "sqlite://", "sqlite:///:memory:",
+     "postgresql+psycopg://u@h/db", "localhost:5432/mail", ""],
+)  # fmt: skip
+def test_any_other_database_gets_one_line_listing_the_accepted_forms(
+    tmp_path: Path, typed: str
+) -> None:
+    """`relay check-config` and `relay stats --db` answer an unknown form with exit 2 and one
+    line that lists every accepted form."""
+    path = write(tmp_path, f"[storage]\nurl = {typed!r}\n")
+    for args in (["check-config", str(path)], ["stats", "--db", typed]):
+        result = subprocess.run(
+            [sys.executable, "-m", "relay", *args], capture_output=True, text=True, check=False
+        )
+        assert result.returncode == 2, result.stderr
+        (line,) = result.stderr.splitlines()
+        assert all(form in line for form in ACCEPTED_FORMS), line
+
+
+@pytest.mark.parametrize(
+    ("typed", "made"),
+    [
+        ("relay.db", "relay.db"),
+        ("./data/relay.db", "data/relay.db"),
+        ("sqlite:///relay.db", "relay.db"),
+        ("sqlite:///{tmp}/abs.db", "abs.db"),
+    ],
+)
+def test_db_upgrade_makes_the_sqlite_file_the_short_form_names(
+    tmp_path: Path, typed: str, made: str
+) -> None:
+    """`relay db upgrade --db FORM` run in a directory makes its schema in the file meant."""
+    (tmp_path / "data").mkdir()
+    result = subprocess.run(
+        [sys.executable, "-m", "relay", "db", "upgrade", "--db", typed.format(tmp=tmp_path)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert [str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*.db")] == [made]
+
+
+def test_postgres_url_as_libpq_spells_it_opens_the_database(pg_url: str) -> None:
+    """A postgres:// URL (libpq's and Heroku's spelling) reaches PostgreSQL through asyncpg."""
+    typed = pg_url.replace("postgresql+asyncpg://", "postgres://", 1)
+    result = subprocess.run(
+        [sys.executable, "-m", "relay", "db", "upgrade", "--db", typed],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "schema" in result.stdout
