@@ -263,7 +263,10 @@ def _check_users(value: Mapping[str, str]) -> str | None:
         try:
             passwords.parse(hashed)
         except ValueError as exc:
-            return f"a password hash from `relay hash-password` for user {name!r} ({exc})"
+            return (
+                "a password hash as `relay hash-password` prints it ($scrypt$ln=14,r=8,p=1$…)"
+                f" for user {name!r} ({exc})"
+            )
     return None
 
 
@@ -277,6 +280,7 @@ class AuthConfig:
             "help": "[auth.users]: user name = password hash from `relay hash-password`.",
             "check": _check_users,
             "secret": False,
+            "quiet": True,  # an error names the user, never repeats the table of hashes
         },
     )
     failure_delay: float = setting(
@@ -303,6 +307,7 @@ class WebConfig(_Bound):
             " HASH from `relay hash-password`. Empty with no token: no login asked.",
             "check": _check_users,
             "secret": False,
+            "quiet": True,  # an error names the user, never repeats the table of hashes
         },
     )
     token: str = setting(
@@ -612,8 +617,9 @@ def load_config(path: str | Path | None, env: Mapping[str, str] | None = None) -
             and rule.upstream != "mx"
             and rule.upstream not in config.upstream
         ):
-            names = ", ".join(['"mx"', *sorted(config.upstream)])
-            raise ConfigError(source, f"route[{i}].upstream", f"one of {names}", rule.upstream)
+            raise ConfigError(
+                source, f"route[{i}].upstream", _upstream_names(config), rule.upstream
+            )
         if rule.action != "relay" and rule.upstream:
             raise ConfigError(source, f"route[{i}].upstream", "no upstream unless action = relay")
     listener_names = [listener.name for listener in config.listener]
@@ -628,6 +634,14 @@ def load_config(path: str | Path | None, env: Mapping[str, str] | None = None) -
     _check_ca_file("mx.ca_file", config.mx.ca_file, source)
     config = dataclasses.replace(config, upstream=types.MappingProxyType(upstreams))
     return resolved(dataclasses.replace(config, source=source))
+
+
+def _upstream_names(config: Config) -> str:
+    """What a relay route may name: "mx" or one of the [upstream.NAME] tables defined."""
+    if not config.upstream:
+        return '"mx", or the NAME of an [upstream.NAME] table (this file defines none)'
+    names = ", ".join(f'"{name}"' for name in sorted(config.upstream))
+    return f'"mx" or a defined upstream: {names}'
 
 
 def _check_ca_file(key: str, path: str, source: str) -> None:

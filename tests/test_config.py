@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from relay import passwords
 from relay.config import Config, load_config, with_overrides
 from relay.errors import ConfigError
 
@@ -142,11 +143,53 @@ def test_bad_flag_is_a_config_error() -> None:
         with_overrides(Config(), smtp="nowhere")
 
 
-def test_relay_route_must_name_a_known_upstream(tmp_path: Path) -> None:
-    """A relay route naming a missing [upstream.NAME] stops start-up with the key named."""
-    path = write(tmp_path, "[[route]]\nmatch = '*'\naction = 'relay'\nupstream = 'nope'\n")
-    with pytest.raises(ConfigError, match=r"route\[0\]\.upstream: expected one of \"mx\""):
+@pytest.mark.parametrize(
+    ("upstreams", "expected"),
+    [
+        ("", '"mx", or the NAME of an [upstream.NAME] table (this file defines none)'),
+        ("[upstream.local]\n[upstream.backup]\n", '"mx" or a defined upstream: "backup", "local"'),
+    ],
+)
+def test_relay_route_must_name_a_known_upstream(
+    tmp_path: Path, upstreams: str, expected: str
+) -> None:
+    """A relay route naming a missing [upstream.NAME] stops start-up with the key named and
+    the upstreams the file defines listed."""
+    route = "[[route]]\nmatch = '*'\naction = 'relay'\nupstream = 'nosuch'\n"
+    path = write(tmp_path, route + upstreams)
+    with pytest.raises(ConfigError) as raised:
         load_config(path, env={})
+    assert str(raised.value) == f"{path}: route[0].upstream: expected {expected}, got 'nosuch'"
+
+
+@pytest.mark.parametrize("section", ["web", "auth"])
+@pytest.mark.parametrize("bad", ["$2b$12$notscrypt", "$scrypt$ln=99,r=8,p=1$YQ$Yg", 123454321])
+def test_a_bad_user_entry_names_the_user_and_shows_no_hash(
+    tmp_path: Path, section: str, bad: object
+) -> None:
+    """A bad [web.users] or [auth.users] entry names the user and the hash format, and
+    repeats none of the table's hashes."""
+    good = "$scrypt$ln=14,r=8,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo"
+    bad_value = f'"{bad}"' if isinstance(bad, str) else bad
+    path = write(tmp_path, f'[{section}.users]\nalice = "{good}"\nbob = {bad_value}\n')
+    with pytest.raises(ConfigError) as raised:
+        load_config(path, env={})
+    message = str(raised.value)
+    assert "bob" in message and ", got" not in message, message
+    assert str(bad) not in message and good not in message, message
+    if isinstance(bad, str):
+        assert "$scrypt$ln=14,r=8,p=1$" in message
+
+
+def test_shipped_examples_show_the_hash_format_relay_hash_password_prints() -> None:
+    """Every scrypt hash shown in relay.toml and the docs starts as `relay hash-password`'s
+    output does."""
+    printed = passwords.hash_password("x", log2_n=1)
+    prefix = printed[: printed.index("$", len("$scrypt$"))].replace("ln=1", "ln=14")
+    for path in [ROOT / "relay.toml", ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        shown = re.findall(r"\S*scrypt\$\S*", path.read_text(encoding="utf-8"))
+        hashes = [h.strip("`\"'") for h in shown if "ln=…" not in h]
+        assert all(h.startswith(prefix + "$") for h in hashes), (path.name, hashes)
 
 
 def _settings(cls: type, prefix: str) -> list[tuple[str, str]]:
