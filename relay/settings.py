@@ -33,8 +33,9 @@ def setting(
     """Declare a config key with its default, its help text and an optional value check.
 
     A `secret` key may also be given as RELAY_<SECTION>_<KEY> in the environment, and its
-    value is never repeated in an error (nor that of a key whose metadata says "quiet"). `convert` turns a value that passed the check
-    into the one kept (a database URL as typed into the driver's).
+    value is never repeated in an error (nor that of a key whose metadata says "quiet").
+    `convert` turns a value that passed the check into the one kept (a database URL as
+    typed into the driver's).
     """
     meta = {"help": help, "check": check, "secret": secret, "convert": convert}
     if isinstance(default, (list, dict)):
