@@ -2,13 +2,14 @@
 
     relay queue list    [FILTERS] [--limit N] [--offset N]
     relay queue groups  [--by destination|error] [FILTERS]
-    relay queue show    MESSAGE_ID
+    relay queue show    ID
     relay queue retry   ID... | --all [FILTERS]     (hold, release and cancel alike)
     relay queue purge   --older-than AGE [--status STATUS]... [--dry-run]
 
 FILTERS: --status deferred|failed|held, --destination relay:NAME|relay:mx:DOMAIN,
 --domain DOMAIN, --error CODE|ENHANCED|TEXT (a key from `groups --by error`), --search WORDS.
-An ID is a recipient number (the ID column of `list`) or a message ID (all its recipients).
+An ID is a recipient number (the ID column of `list`) or a message ID (the MESSAGE column:
+all its recipients); `show` shows the whole message either names.
 Retry and release make recipients due at once: a running relay on SQLite sends them at
 its next look at the queue, within [delivery] poll_interval (15 s by default).
 
@@ -91,7 +92,7 @@ def check(args: argparse.Namespace) -> None:
         read_filter(args)
     if args.queue_command in ACTIONS:
         _targets(args)
-    elif args.queue_command == "show":
+    elif args.queue_command == "show" and not args.id.isdigit():
         message_id(args.id)
     elif args.queue_command == "purge":
         older_than(args.older_than)
@@ -155,8 +156,16 @@ async def groups(store: Store, config: Config, args: argparse.Namespace) -> int:
 
 
 async def show(store: Store, config: Config, args: argparse.Namespace) -> int:
-    """`relay queue show`: a message's recipients and every attempt."""
-    row = await store.messages.get(message_id(args.id))
+    """`relay queue show`: a message's recipients and every attempt; the message is named
+    by its ID or by one of its recipients' numbers."""
+    if args.id.isdigit():
+        found = await store.queue_view.find([int(args.id)])
+        if not found:
+            return fail(f"no such recipient: {args.id}", EXIT_NOT_FOUND)
+        wanted = found[0].message_id
+    else:
+        wanted = message_id(args.id)
+    row = await store.messages.get(wanted)
     if row is None:
         return fail(f"no such message: {args.id}", EXIT_NOT_FOUND)
     timeline = await store.timeline.of_message(row.id)
@@ -292,7 +301,7 @@ def add_parser(sub: Any) -> None:
     shown = commands.add_parser(
         "show", parents=[common], help="a message's recipients and attempts"
     )
-    shown.add_argument("id", metavar="MESSAGE_ID")
+    shown.add_argument("id", metavar="ID", help="message ID, or a recipient number from `list`")
     shown.set_defaults(func=_command(show))
 
     for action in ACTIONS:

@@ -54,6 +54,7 @@ def render_list(page: QueuePage, now: float) -> str:
     rows = [
         [
             r.id,
+            r.message_id,
             r.status,
             r.attempts,
             next_try(r.next_attempt_at, now, r.status),
@@ -63,7 +64,16 @@ def render_list(page: QueuePage, now: float) -> str:
         ]
         for r in page.rows
     ]
-    header = ["ID", "STATUS", "TRIES", "NEXT TRY", "DESTINATION", "ADDRESS", "LAST REPLY"]
+    header = [
+        "ID",
+        "MESSAGE",
+        "STATUS",
+        "TRIES",
+        "NEXT TRY",
+        "DESTINATION",
+        "ADDRESS",
+        "LAST REPLY",
+    ]
     first = page.offset + 1
     footer = f"{first}-{page.offset + len(page.rows)} of {page.total}"
     return f"{table(rows, header=header)}\n\n{footer}"

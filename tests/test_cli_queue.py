@@ -80,6 +80,29 @@ async def test_exit_codes(
     assert says in result.stdout + result.stderr
 
 
+async def test_list_shows_message_ids_and_show_takes_either_id(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """`queue list` puts each recipient's message ID beside its number; `queue show` takes
+    either and prints the same message."""
+    async with open_store(sqlite_url) as store:
+        await seeded(store)
+        rows = (await store.queue_view.page()).rows
+    config = ["--config", config_file(tmp_path, sqlite_url)]
+    listed = await in_process("queue", "list", *config)
+    assert listed.returncode == EXIT_OK, listed.stderr
+    header, *lines = listed.stdout.split("\n\n")[0].splitlines()
+    assert header.split()[:3] == ["ID", "MESSAGE", "STATUS"]
+    assert [line.split()[:2] for line in lines] == [[str(r.id), r.message_id] for r in rows]
+    by_message = await in_process("queue", "show", rows[0].message_id, *config)
+    by_number = await in_process("queue", "show", str(rows[0].id), *config)
+    assert by_message.returncode == by_number.returncode == EXIT_OK, by_number.stderr
+    assert by_number.stdout.splitlines()[0] == f"message   {rows[0].message_id}"
+    assert by_number.stdout.splitlines()[4:] == by_message.stdout.splitlines()[4:]
+    missing = await in_process("queue", "show", "999999", *config)
+    assert missing.returncode == EXIT_NOT_FOUND and "no such recipient: 999999" in missing.stderr
+
+
 @pytest.mark.parametrize(
     ("args", "code", "says"),
     [
