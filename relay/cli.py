@@ -7,19 +7,21 @@ that registers it; relay.cli_output has the exit codes and output helpers they s
 from __future__ import annotations
 
 import argparse
-import asyncio
 import getpass
 import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from relay import __version__, cli_db, cli_queue, cli_sendmail, cli_stats, passwords
 from relay.cli_output import DB_HELP, DEFAULT_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from relay.cli_output import load as _load
 from relay.config import config_warnings, load_config, resolved, with_overrides
 from relay.errors import ConfigError, StartupError, StoreError
-from relay.helpers import as_helper
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
 
@@ -54,7 +56,10 @@ def loop_factory(event_loop: str) -> Callable[[], asyncio.AbstractEventLoop] | N
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run relay until SIGTERM or SIGINT."""
-    from relay.app import Relay
+    import asyncio
+
+    from relay.app import Relay  # the server's imports, for `serve` alone (cli_output.run_async)
+    from relay.helpers import as_helper
 
     helper = args.smtp_helper is not None
     try:

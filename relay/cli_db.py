@@ -4,9 +4,8 @@ shows the schema's revision (exit 1 when it is not this relay's, for deploy scri
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from relay.cli_output import (
     DB_HELP,
@@ -16,15 +15,25 @@ from relay.cli_output import (
     EXIT_USAGE,
     fail,
     load_for,
+    run_async,
 )
 from relay.config import Config
 from relay.errors import ConfigError, StoreError
-from relay.store import Database
+
+if TYPE_CHECKING:
+    from relay.store import Database
+
+
+def _database(config: Config) -> Database:
+    """The database of `config`, not yet connected."""
+    from relay.store import Database  # here, not on top: see cli_output.run_async
+
+    return Database(config.storage)
 
 
 async def upgrade(config: Config) -> str:
     """Run the migrations up to this relay's revision; say what was done."""
-    db = Database(config.storage)
+    db = _database(config)
     try:
         before = await db.upgrade()
         after = await db.schema_state()
@@ -37,7 +46,7 @@ async def upgrade(config: Config) -> str:
 
 async def current(config: Config) -> tuple[str, bool]:
     """The schema's revision, said, and whether it is the one this relay needs."""
-    db = Database(config.storage)
+    db = _database(config)
     try:
         state = await db.schema_state()
     finally:
@@ -55,9 +64,9 @@ def cmd_db(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING)
     try:
         if args.action == "upgrade":
-            print(asyncio.run(upgrade(config)))
+            print(run_async(upgrade(config)))
             return EXIT_OK
-        said, up_to_date = asyncio.run(current(config))
+        said, up_to_date = run_async(current(config))
     except StoreError as exc:
         return fail(str(exc))
     print(said)

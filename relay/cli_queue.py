@@ -20,13 +20,10 @@ configuration error; 3 the database cannot be used. --json prints JSON for scrip
 from __future__ import annotations
 
 import argparse
-import asyncio
 import re
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
-
-from sqlalchemy.exc import SQLAlchemyError
+from typing import TYPE_CHECKING, Any
 
 from relay import cli_queue_text as text
 from relay.cli_output import (
@@ -39,16 +36,17 @@ from relay.cli_output import (
     load_for,
     open_existing,
     print_json,
+    run_async,
 )
 from relay.config import Config
 from relay.durations import parse_duration
 from relay.errors import ConfigError, StoreError
-from relay.store import QueueFilter, Store
-from relay.store.queue import ACTIONS
-from relay.store.queue_view import SHOWN, applies_to
-from relay.store.retention import DONE
+from relay.status import ACTIONS, DONE, SHOWN, applies_to
 
-Command = Callable[[Store, Config, argparse.Namespace], Awaitable[int]]
+if TYPE_CHECKING:
+    from relay.store import QueueFilter, Store
+
+Command = Callable[["Store", Config, argparse.Namespace], Awaitable[int]]
 
 _MESSAGE_ID = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}", re.IGNORECASE)
 PAST = {"retry": "retried", "hold": "held", "release": "released", "cancel": "cancelled"}
@@ -68,6 +66,8 @@ def message_id(value: str) -> str:
 
 def read_filter(args: argparse.Namespace) -> QueueFilter:
     """The queue filter the flags describe; UsageError when a value is bad."""
+    from relay.store import QueueFilter  # here, not on top: see cli_output.run_async
+
     try:
         return QueueFilter.of(**{k: getattr(args, k, None) for k in FILTER_FLAGS})
     except ValueError as exc:
@@ -101,6 +101,8 @@ def check(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace, command: Command) -> int:
     """Check the arguments, load the config, open the existing database, run `command`;
     map failures to exit codes."""
+    from sqlalchemy.exc import SQLAlchemyError  # here, not on top: see cli_output.run_async
+
     try:
         check(args)
         config = load_for(args)
@@ -117,7 +119,7 @@ def run(args: argparse.Namespace, command: Command) -> int:
             await store.close()
 
     try:
-        return asyncio.run(go())
+        return run_async(go())
     except LookupError as exc:
         return fail(str(exc), EXIT_UNAVAILABLE)
     except (OSError, SQLAlchemyError, StoreError) as exc:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from relay.cli_output import age, iso_time, table
 from relay.status import next_attempt
-from relay.store import Group, MessageRow, QueuePage, QueueRow, RecipientTimeline
+
+if TYPE_CHECKING:
+    from relay.store import Group, MessageRow, QueuePage, QueueRow, RecipientTimeline
 
 REPLY_WIDTH = 60
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import time
 from typing import Any
 
@@ -17,6 +16,7 @@ from relay.cli_output import (
     load_for,
     open_existing,
     print_json,
+    run_async,
     table,
 )
 from relay.config import Config
@@ -69,7 +69,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         return fail(str(exc), EXIT_USAGE)
     try:
-        stats = asyncio.run(gather(config))
+        stats = run_async(gather(config))
     except LookupError as exc:
         return fail(str(exc), EXIT_UNAVAILABLE)
     except Exception as exc:  # noqa: BLE001 - reported in one line

@@ -32,6 +32,27 @@ PRECEDENCE = (
 )
 
 
+# Operator actions: the states each applies to, the state it sets, whether it makes it due now.
+ACTIONS: dict[str, tuple[frozenset[Status], Status, bool]] = {
+    "retry": (frozenset({Status.DEFERRED, Status.FAILED}), Status.QUEUED, True),
+    "hold": (frozenset({Status.QUEUED, Status.DEFERRED}), Status.HELD, False),
+    "release": (frozenset({Status.HELD}), Status.QUEUED, True),
+    "cancel": (frozenset({Status.QUEUED, Status.DEFERRED, Status.HELD}), Status.CANCELLED, False),
+}
+
+SHOWN = (Status.DEFERRED.value, Status.FAILED.value, Status.HELD.value)
+"""The recipient statuses the queue view lists."""
+
+DONE = (Status.CAPTURED, Status.DELIVERED, Status.FAILED, Status.CANCELLED)
+"""Message statuses (derived from the recipients') of mail that may be pruned."""
+
+
+def applies_to(action: str) -> str:
+    """The recipient states an operator action changes, in words: "deferred or failed"."""
+    names = sorted(ACTIONS[action][0])
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+
+
 def message_status(statuses: Iterable[str]) -> Status:
     """The status the UI shows for a message whose recipients have `statuses`."""
     present = set(statuses)

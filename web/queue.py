@@ -16,9 +16,9 @@ from starlette.responses import RedirectResponse, Response
 
 from relay.config import Config
 from relay.routing import MX
+from relay.status import ACTIONS, SHOWN
 from relay.store import ErrorKey, Group, QueueFilter, QueueSummary
-from relay.store.queue import ACTIONS
-from relay.store.queue_view import MX_PREFIX, SHOWN, actions_for
+from relay.store.queue_view import MX_PREFIX, actions_for
 from web.listing import navigation, render, safe_next, store_of
 from web.security import check_post
 

@@ -37,7 +37,7 @@ from sqlalchemy.sql.elements import BindParameter
 
 from relay import address, routing
 from relay.config import RouteConfig
-from relay.status import Status
+from relay.status import ACTIONS, Status
 from relay.store.database import Database
 from relay.store.error_key import normalize
 from relay.store.events import Event, Events
@@ -112,15 +112,6 @@ class AttemptRow:
     code: int | None
     enhanced: str | None
     text: str
-
-
-# Operator actions: the states each applies to, the state it sets, whether it makes it due now.
-ACTIONS: dict[str, tuple[frozenset[Status], Status, bool]] = {
-    "retry": (frozenset({Status.DEFERRED, Status.FAILED}), Status.QUEUED, True),
-    "hold": (frozenset({Status.QUEUED, Status.DEFERRED}), Status.HELD, False),
-    "release": (frozenset({Status.HELD}), Status.QUEUED, True),
-    "cancel": (frozenset({Status.QUEUED, Status.DEFERRED, Status.HELD}), Status.CANCELLED, False),
-}
 
 
 def action_update(action: str, now: float) -> tuple[list[str], dict[str, object]]:

@@ -17,17 +17,15 @@ from typing import Any, Literal
 from sqlalchemy import ColumnElement, and_, case, exists, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from relay.status import Status
+from relay.status import ACTIONS, SHOWN, Status
 from relay.store.database import Database
 from relay.store.error_key import ErrorKey, normalize
 from relay.store.events import Event, Events
 from relay.store.memo import Memo
-from relay.store.queue import ACTIONS, MX_ROUTE, action_update, makes_due, possible_ids
+from relay.store.queue import MX_ROUTE, action_update, makes_due, possible_ids
 from relay.store.schema import message, recipient
 from relay.store.search import like_pattern
 
-SHOWN = (Status.DEFERRED.value, Status.FAILED.value, Status.HELD.value)
-"""The recipient statuses the queue view lists."""
 MX_PREFIX = MX_ROUTE + ":"
 GROUP_LIMIT = 100
 GroupBy = Literal["destination", "error"]
@@ -442,9 +440,3 @@ def _group(by: GroupBy, row: Any, oldest: float) -> Group:
 def actions_for(status: str) -> list[str]:
     """The operator actions that apply to a recipient in `status`, in button order."""
     return [name for name, (sources, _t, _d) in ACTIONS.items() if status in sources]
-
-
-def applies_to(action: str) -> str:
-    """The recipient states an operator action changes, in words: "deferred or failed"."""
-    names = sorted(ACTIONS[action][0])
-    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"

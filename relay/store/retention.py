@@ -12,7 +12,7 @@ from collections.abc import Collection
 
 from sqlalchemy import ColumnElement, delete, exists, func, or_, select
 
-from relay.status import Status
+from relay.status import DONE, Status
 from relay.store.database import Database
 from relay.store.schema import message, recipient
 from relay.store.search import status_condition
@@ -22,9 +22,6 @@ BATCH = 500
 
 KEPT = (Status.QUEUED, Status.DEFERRED, Status.HELD, Status.SENDING)
 """Recipient statuses that keep their message from being pruned."""
-
-DONE = (Status.CAPTURED, Status.DELIVERED, Status.FAILED, Status.CANCELLED)
-"""Message statuses (derived from the recipients') of mail that may be pruned."""
 
 
 def prunable() -> ColumnElement[bool]:

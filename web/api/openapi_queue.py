@@ -3,8 +3,7 @@ document by web/api/openapi.py."""
 
 from __future__ import annotations
 
-from relay.store.queue import ACTIONS
-from relay.store.queue_view import SHOWN
+from relay.status import ACTIONS, SHOWN
 from web.api.oas import (
     BAD,
     JSON,

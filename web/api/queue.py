@@ -16,9 +16,9 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from relay.status import ACTIONS, applies_to
 from relay.store import MessageRow, QueueFilter, Store
-from relay.store.queue import ACTIONS
-from relay.store.queue_view import GroupBy, applies_to
+from relay.store.queue_view import GroupBy
 from web.api import queue_shapes as shapes
 from web.api.common import (
     ApiError,

@@ -1,0 +1,75 @@
+"""The quick commands import none of the server's libraries: `relay --help`, `relay
+check-config` and `relay sendmail` (run by cron jobs and PHP once per message) start in tens
+of milliseconds. Checked on what a real run imports, not on a time (bench/startup.py times
+them; docs/benchmarks.md has the figures)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.upstream import Upstream
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVER_LIBRARIES = (
+    "sqlalchemy", "alembic", "aiosqlite", "asyncpg", "aiosmtpd", "aiosmtplib", "starlette",
+    "uvicorn", "jinja2", "asyncio",
+)  # fmt: skip
+PROBE = """
+import json, runpy, sys
+out, sys.argv = sys.argv[1], ["relay", *sys.argv[2:]]
+code = 0
+try:
+    runpy.run_module("relay", run_name="__main__", alter_sys=True)
+except SystemExit as exit:
+    code = exit.code
+loaded = sorted({name.split(".")[0] for name in sys.modules})
+with open(out, "w") as fh:
+    json.dump({"code": code, "modules": loaded}, fh)
+"""
+
+
+def run_relay(tmp_path: Path, *args: str, stdin: bytes = b"") -> tuple[int, set[str]]:
+    """Run `relay ARGS` in a fresh interpreter: its exit code and the top-level packages
+    it had imported by the end."""
+    out = tmp_path / "probe.json"
+    subprocess.run(
+        [sys.executable, "-c", PROBE, str(out), *args],
+        input=stdin,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    result = json.loads(out.read_text())
+    return result["code"], set(result["modules"])
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--help"], ["check-config", str(ROOT / "relay.toml")], ["queue", "--help"]],
+    ids=["help", "check-config", "queue-help"],
+)
+def test_quick_commands_import_no_server_library(tmp_path: Path, args: list[str]) -> None:
+    """`relay --help`, `relay check-config` and `relay queue --help` succeed without
+    importing SQLAlchemy, Alembic, aiosmtpd, Starlette or even asyncio."""
+    code, modules = run_relay(tmp_path, *args)
+    assert code == 0
+    assert "relay" in modules and not modules & set(SERVER_LIBRARIES)
+
+
+def test_sendmail_sends_without_importing_a_server_library(tmp_path: Path) -> None:
+    """`relay sendmail` hands a message to an SMTP server with smtplib alone."""
+    message = b"Subject: cron\n\nThe nightly job finished.\n"
+    with Upstream().start() as server:
+        address = f"127.0.0.1:{server.port}"
+        code, modules = run_relay(
+            tmp_path, "sendmail", "--smtp", address, "ops@example.com", stdin=message
+        )
+        server.wait(lambda s: len(s.delivered) == 1)
+    assert code == 0
+    assert server.delivered[0].rcpt_tos == ("ops@example.com",)
+    assert not modules & set(SERVER_LIBRARIES)
