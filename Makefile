@@ -2,21 +2,28 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
+TEST_STAMP := $(VENV)/.installed-test
 JS_STAMP := tests/js/node_modules/.installed
 
-.PHONY: run test check bench bench-compare bench-relay screenshots migration clean
+.PHONY: run test check bench bench-compare bench-relay bench-startup screenshots migration clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(STAMP): pyproject.toml | $(BIN)/python
+# What serving needs, nothing more: the package and the `speed` extra (uvloop).
+$(RUN_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[speed]'
+	touch $@
+
+# Tests, lint and benchmarks also need the `test` extra (pytest, Playwright, ruff, mypy...).
+$(TEST_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test,speed]'
-	touch $(STAMP)
+	touch $@ $(RUN_STAMP)
 
 ## run: serve with ./relay.toml (SMTP 127.0.0.1:1025, web http://127.0.0.1:8025/)
-run: $(STAMP)
+run: $(RUN_STAMP)
 	$(BIN)/relay serve --config relay.toml
 
 # The real Mailpit client (npm mailpit-api) that the compatibility test drives.
@@ -26,11 +33,11 @@ $(JS_STAMP): tests/js/package-lock.json
 	else echo "npm not found: tests/test_mailpit_client.py will be skipped"; fi
 
 ## test: the whole suite
-test: $(STAMP) $(JS_STAMP)
+test: $(TEST_STAMP) $(JS_STAMP)
 	$(BIN)/python -m pytest
 
 ## check: lint and type-check
-check: $(STAMP)
+check: $(TEST_STAMP)
 	$(BIN)/ruff check relay web tests bench
 	$(BIN)/ruff format --check relay web tests bench
 	$(BIN)/mypy
@@ -38,26 +45,30 @@ check: $(STAMP)
 ## bench: ingest speed (beside the aiosmtpd null handler and smtp-sink), list, search and
 ## count speed with 100,000 stored messages, then the web UI over HTTP on them (list,
 ## search, a 1 MB message, memory); figures in docs/benchmarks.md
-bench: $(STAMP)
+bench: $(TEST_STAMP)
 	$(BIN)/python -m bench.ingest
 	$(BIN)/python -m bench.list_speed
 	$(BIN)/python -m bench.ui
 
 ## bench-compare: ingest beside a throwaway Postfix on loopback (root, Debian package postfix)
-bench-compare: $(STAMP)
+bench-compare: $(TEST_STAMP)
 	$(BIN)/python -m bench.compare
 
 ## bench-relay: relay mode end to end to a recording sink (messages/s, upstream connections,
 ## idle delivery delay), beside a throwaway Postfix when root
-bench-relay: $(STAMP)
+bench-relay: $(TEST_STAMP)
 	$(BIN)/python -m bench.relay
 
+## bench-startup: how long `relay --help`, `check-config` and `sendmail` take to run
+bench-startup: $(TEST_STAMP)
+	$(BIN)/python -m bench.startup
+
 ## screenshots: refresh docs/screenshots/ from the browser tests
-screenshots: $(STAMP)
+screenshots: $(TEST_STAMP)
 	RELAY_UPDATE_SCREENSHOTS=1 $(BIN)/python -m pytest tests/test_browser.py -k screenshots
 
 ## migration: draft the next schema revision from relay/store/schema.py (m="what changed")
-migration: $(STAMP)
+migration: $(TEST_STAMP)
 	@test -n "$(m)" || { echo 'usage: make migration m="what changed"'; exit 2; }
 	$(BIN)/python -c 'import sys; from relay.store import migrate; print(migrate.draft(sys.argv[1]))' "$(m)"
 
