@@ -1,4 +1,5 @@
-"""The `relay` command line: serve, check-config, hash-password, stats, queue, sendmail, db.
+"""The `relay` command line: serve, check-config, hash-password, stats, queue, sendmail, db,
+healthcheck.
 
 Each further command lives in its own module (relay/cli_*.py) with an `add_parser(sub)`
 that registers it; relay.cli_output has the exit codes and output helpers they share.
@@ -14,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from relay import __version__, cli_db, cli_queue, cli_sendmail, cli_stats, passwords
+from relay import __version__, cli_db, cli_health, cli_queue, cli_sendmail, cli_stats, passwords
 from relay.cli_output import DB_HELP, DEFAULT_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from relay.cli_output import load as _load
 from relay.config import config_warnings, load_config, resolved, with_overrides
@@ -174,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_queue.add_parser(sub)
     cli_sendmail.add_parser(sub)
     cli_db.add_parser(sub)
+    cli_health.add_parser(sub)
     return parser
 
 

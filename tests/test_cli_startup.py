@@ -1,7 +1,7 @@
 """The quick commands import none of the server's libraries: `relay --help`, `relay
-check-config` and `relay sendmail` (run by cron jobs and PHP once per message) start in tens
-of milliseconds. Checked on what a real run imports, not on a time (bench/startup.py times
-them; docs/benchmarks.md has the figures)."""
+check-config`, `relay healthcheck` and `relay sendmail` (run by cron jobs and PHP once per
+message) start in tens of milliseconds. Checked on what a real run imports, not on a time
+(bench/startup.py times them; docs/benchmarks.md has the figures)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import free_port
 from tests.upstream import Upstream
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,6 +60,14 @@ def test_quick_commands_import_no_server_library(tmp_path: Path, args: list[str]
     code, modules = run_relay(tmp_path, *args)
     assert code == 0
     assert "relay" in modules and not modules & set(SERVER_LIBRARIES)
+
+
+def test_healthcheck_imports_no_server_library(tmp_path: Path) -> None:
+    """`relay healthcheck` (a container runs it every 30 s) asks /healthz with http.client
+    alone; nothing listens here, so it answers 1."""
+    code, modules = run_relay(tmp_path, "healthcheck", "--web", f"127.0.0.1:{free_port()}")
+    assert code == 1
+    assert "http" in modules and not modules & set(SERVER_LIBRARIES)
 
 
 def test_sendmail_sends_without_importing_a_server_library(tmp_path: Path) -> None:
