@@ -292,8 +292,8 @@ def test_any_other_database_gets_one_line_listing_the_accepted_forms(
 def test_db_upgrade_makes_the_sqlite_file_the_short_form_names(
     tmp_path: Path, typed: str, made: str
 ) -> None:
-    """`relay db upgrade --db FORM` run in a directory makes its schema in the file meant."""
-    (tmp_path / "data").mkdir()
+    """`relay db upgrade --db FORM` run in a directory makes its schema in the file meant
+    (and the file's folder when there is none yet)."""
     result = subprocess.run(
         [sys.executable, "-m", "relay", "db", "upgrade", "--db", typed.format(tmp=tmp_path)],
         cwd=tmp_path,

@@ -215,7 +215,16 @@ class Database:
 
     async def upgrade(self, target: str = "head") -> SchemaState:
         """Run the migrations up to `target` in one transaction; return the state before."""
+        await self._make_folder()
         return await self._migrate(migrate.upgrade, target)
+
+    async def _make_folder(self) -> None:
+        """Make the folder of a SQLite file that is to be created (`--db ./data/relay.db`
+        in a fresh checkout), as SQLite itself makes only the file."""
+        if self.is_sqlite and self.url.database:
+            folder = os.path.dirname(self.url.database)
+            if folder:
+                await asyncio.to_thread(os.makedirs, folder, exist_ok=True)
 
     async def downgrade(self, target: str) -> SchemaState:
         """Undo migrations down to `target` in one transaction (tests, and emergencies:
@@ -250,6 +259,7 @@ class Database:
         upgraded with `auto_migrate`, else this stops with the command to run. A revision
         this relay does not know (a newer relay migrated the database) stops it too.
         """
+        await self._make_folder()
         found = await self.schema_state()
         if found.up_to_date:
             return found
