@@ -264,7 +264,7 @@ def _check_users(value: Mapping[str, str]) -> str | None:
             passwords.parse(hashed)
         except ValueError as exc:
             return (
-                "a password hash as `relay hash-password` prints it ($scrypt$ln=14,r=8,p=1$…)"
+                f"a password hash as `relay hash-password` prints it ({passwords.SHAPE})"
                 f" for user {name!r} ({exc})"
             )
     return None

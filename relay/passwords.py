@@ -19,6 +19,8 @@ PARALLELISM = 1
 SALT_BYTES = 16
 HASH_BYTES = 32
 MAX_LOG2_N = 20  # refuse hashes that would take a gigabyte to check
+SHAPE = f"{PREFIX}ln={LOG2_N},r={BLOCK_SIZE},p={PARALLELISM}$SALT$HASH"
+"""What `hash_password` prints, for messages that say what a hash looks like."""
 
 
 def _b64(data: bytes) -> str:
