@@ -230,14 +230,39 @@ async def test_https_to_the_pinned_address_verifies_the_name(tmp_path: Path) -> 
     assert "certificate" in by_address["Links"][0]["Status"].lower()
 
 
-async def test_redirect_to_another_scheme_is_an_error() -> None:
-    """A redirect to a non-http URL is not followed: the link is an error saying why."""
+@pytest.mark.parametrize(
+    ("location", "status"),
+    [
+        ("ftp://files.example/f", "redirect to ftp://files.example/f: not an http or https URL"),
+        (
+            "https://xn--/",
+            "redirect to an invalid URL (Malformed A-label, no Punycode eligible content found)",
+        ),
+    ],
+)
+async def test_redirect_to_a_bad_url_is_an_error(location: str, status: str) -> None:
+    """A redirect to a non-http or broken URL is not followed: the link is an error saying why."""
     async with serve() as target:
-        link = target.url("/to?url=ftp://files.example/f")
+        link = target.url(f"/to?url={location}")
         result = await check_links([link], follow=True, options=PRIVATE_OK)
-    assert result["Links"][0]["Status"] == (
-        "redirect to ftp://files.example/f (not an http or https URL)"
-    )
+    assert result["Links"][0] == {"URL": link, "StatusCode": 0, "Status": status}
+
+
+@pytest.mark.parametrize(
+    ("url", "status"),
+    [
+        (
+            "http://ex\x00ample/",
+            "invalid URL (Invalid non-printable ASCII character in URL, '\\x00' at position 9.)",
+        ),
+        ("http://93.184.216.34:99999/", "invalid URL (port 99999)"),
+        ("http:///path", "not an http or https URL"),
+    ],
+)
+async def test_a_broken_link_is_an_error(url: str, status: str) -> None:
+    """A link that is no valid http(s) URL is an error, not an exception."""
+    result = await check_links([url])
+    assert result["Links"][0] == {"URL": url, "StatusCode": 0, "Status": status}
 
 
 def test_options_from_the_checks_section() -> None:

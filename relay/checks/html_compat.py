@@ -7,6 +7,13 @@ the clients that support it, partly support it, or do not. The totals weigh each
 how often the feature was found against the number of element nodes and, as Mailpit does,
 keep the worst feature's weight. `filter_platforms` narrows a result to some platforms and
 scores it again, for a UI that looks at one platform at a time.
+
+Differences from Mailpit, on purpose: support is read by its letter (caniemail's "y #1" is
+supported with a note, where Mailpit counts any noted value as partial), clients whose
+support is unknown ("u") are left out rather than counted as partial, a client with several
+notes gives its first in `NoteNumber`, image formats (caniemail's "image" category) count
+as "html", and `Description` and the notes stay caniemail's Markdown text (Mailpit renders
+them to HTML): a UI shows them as text.
 """
 
 from __future__ import annotations

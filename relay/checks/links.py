@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from typing import TypedDict
+from urllib.parse import urljoin
 
 import httpx
 
@@ -32,6 +33,7 @@ HEAD_REFUSED = frozenset({403, 405, 501})
 download links, refuse HEAD but serve GET)."""
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 5
+PORT_END = 65536
 SCHEMES = ("http", "https")
 USER_AGENT = "relay-link-check/1"
 TEXT_URL = re.compile(r"https?://[^\s<>\"'`]+", re.IGNORECASE)
@@ -101,11 +103,26 @@ def extract_links(html: str = "", text: str = "") -> list[str]:
     parser.feed(html)
     parser.close()
     found = [*parser.urls, *_text_urls(text)]
-    return list(dict.fromkeys(u for u in found if u.split(":", 1)[0].lower() in SCHEMES))
+    return list(dict.fromkeys(u for u in found if u.lower().startswith(("http://", "https://"))))
 
 
 class _Failed(Exception):
     """A link cannot be checked; the message is its Status."""
+
+
+def _parsed(url: str, base: httpx.URL | str) -> httpx.URL:
+    """`url` (a redirect's Location, relative to `base`) as an http(s) URL with a host."""
+    where = f"redirect to {url}: " if base else ""
+    try:
+        parsed = httpx.URL(urljoin(str(base), url) if base else url)
+        host = parsed.host  # decodes an IDNA name: raises ValueError for a bad one
+    except (httpx.InvalidURL, ValueError) as exc:
+        raise _Failed(f"{where}invalid URL ({exc})") from None
+    if parsed.scheme not in SCHEMES or not host:
+        raise _Failed(f"{where}not an http or https URL")
+    if parsed.port is not None and not 0 < parsed.port < PORT_END:
+        raise _Failed(f"{where}invalid URL (port {parsed.port})")
+    return parsed
 
 
 def _status_text(code: int) -> str:
@@ -133,34 +150,27 @@ class _Checker:
                 async with asyncio.timeout(self.options.timeout):
                     code = await self._follow(url, follow)
             except TimeoutError:
-                return LinkStatus(URL=url, StatusCode=0, Status=self._timed_out())
+                timed_out = f"timed out after {self.options.timeout:g} s"
+                return LinkStatus(URL=url, StatusCode=0, Status=timed_out)
             except (_Failed, Refused) as exc:
                 return LinkStatus(URL=url, StatusCode=0, Status=str(exc))
-            except httpx.HTTPError as exc:
+            except (httpx.HTTPError, httpx.InvalidURL, ValueError, OSError) as exc:
                 return LinkStatus(URL=url, StatusCode=0, Status=str(exc) or type(exc).__name__)
         return LinkStatus(URL=url, StatusCode=code, Status=_status_text(code))
 
-    def _timed_out(self) -> str:
-        return f"timed out after {self.options.timeout:g} s"
-
     async def _follow(self, url: str, follow: bool) -> int:
-        try:
-            current = httpx.URL(url)
-        except httpx.InvalidURL as exc:
-            raise _Failed(f"invalid URL: {exc}") from None
-        for hop in range(self.options.max_redirects + 1):
-            if current.scheme not in SCHEMES or not current.host:
-                raise _Failed(f"redirect to {current} (not an http or https URL)")
+        """The status of `url`, or of the end of its redirects when following them."""
+        current, hop = _parsed(url, ""), 0
+        while True:
             try:
                 code, location = await self._request(current)
             except Refused as exc:
-                if hop:
-                    raise Refused(f"redirect to {current} {exc}") from None
-                raise
+                raise Refused(f"redirect to {current} {exc}" if hop else str(exc)) from None
             if not follow or code not in REDIRECTS or location is None:
                 return code
-            current = current.join(location)
-        raise _Failed(f"more than {self.options.max_redirects} redirects")
+            if hop == self.options.max_redirects:
+                raise _Failed(f"more than {self.options.max_redirects} redirects")
+            current, hop = _parsed(location, current), hop + 1
 
     async def _request(self, url: httpx.URL) -> tuple[int, str | None]:
         """HEAD (then GET if refused) at the pinned address: the status and any Location."""
@@ -174,13 +184,16 @@ class _Checker:
             headers["Host"] = host if url.port is None else f"{host}:{url.port}"
             if url.scheme == "https":
                 extensions["sni_hostname"] = host
-        response = await self.client.head(target, headers=headers, extensions=extensions)
-        if response.status_code in HEAD_REFUSED:
-            request = self.client.build_request(
-                "GET", target, headers=headers, extensions=extensions
-            )
-            response = await self.client.send(request, stream=True)
-            await response.aclose()
+        try:
+            response = await self.client.head(target, headers=headers, extensions=extensions)
+            if response.status_code in HEAD_REFUSED:
+                request = self.client.build_request(
+                    "GET", target, headers=headers, extensions=extensions
+                )
+                response = await self.client.send(request, stream=True)
+                await response.aclose()
+        except ValueError as exc:  # httpx reads a redirect's Location even when not following
+            raise _Failed(f"redirect to an invalid URL ({exc})") from None
         return response.status_code, response.headers.get("location")
 
 
