@@ -95,6 +95,7 @@ def test_answer_has_mailpit_shape() -> None:
             2,
         ),
         ("<style>p { font-weight: bold }</style>", "css-font-weight", 1),
+        ('<p style="width: 1px">a</p><p style="width: 1px">b</p>', "css-width", 2),
         ('<p style="border-top-width: 1px">x</p>', "css-border", 1),
         ('<p style="margin-left: 0">x</p>', "css-margin", 1),
         ('<p style="animation-name: spin">x</p>', "css-animation", 1),

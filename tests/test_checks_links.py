@@ -115,6 +115,15 @@ async def test_requests_at_once_are_capped() -> None:
     assert target.most_at_once == 2
 
 
+async def test_waiting_for_a_turn_is_not_counted_against_the_time_limit() -> None:
+    """Links queued behind the cap get their whole time limit once their turn comes."""
+    options = LinkCheckOptions(timeout=1.0, concurrency=1, policy=AddressPolicy(allow_private=True))
+    async with serve() as target:
+        urls = [target.url(f"/busy/{n}") for n in range(8)]  # 8 x 0.2 s, one at a time
+        result = await check_links(urls, options=options)
+    assert [link["StatusCode"] for link in result["Links"]] == [200] * 8
+
+
 async def test_loopback_refused_by_default_without_a_request() -> None:
     """With default settings a link to 127.0.0.1 is refused and the server sees nothing."""
     async with serve() as target:
