@@ -6,7 +6,7 @@ RUN_STAMP := $(VENV)/.installed-run
 TEST_STAMP := $(VENV)/.installed-test
 JS_STAMP := tests/js/node_modules/.installed
 
-.PHONY: run test check bench bench-compare bench-relay bench-startup screenshots migration clean
+.PHONY: run test check bench bench-compare bench-relay bench-startup screenshots migration caniemail clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,11 +44,13 @@ check: $(TEST_STAMP)
 
 ## bench: ingest speed (beside the aiosmtpd null handler and smtp-sink), list, search and
 ## count speed with 100,000 stored messages, then the web UI over HTTP on them (list,
-## search, a 1 MB message, memory); figures in docs/benchmarks.md
+## search, a 1 MB message, memory), then the HTML check on large bodies; figures in
+## docs/benchmarks.md
 bench: $(TEST_STAMP)
 	$(BIN)/python -m bench.ingest
 	$(BIN)/python -m bench.list_speed
 	$(BIN)/python -m bench.ui
+	$(BIN)/python -m bench.html_check
 
 ## bench-compare: ingest beside a throwaway Postfix on loopback (root, Debian package postfix)
 bench-compare: $(TEST_STAMP)
@@ -71,6 +73,15 @@ screenshots: $(TEST_STAMP)
 migration: $(TEST_STAMP)
 	@test -n "$(m)" || { echo 'usage: make migration m="what changed"'; exit 2; }
 	$(BIN)/python -c 'import sys; from relay.store import migrate; print(migrate.draft(sys.argv[1]))' "$(m)"
+
+## caniemail: refresh the HTML check's data (relay/checks/caniemail.json and its licence)
+## from the npm package caniemail, fetched with npm into a temporary directory; the
+## latest release unless told which (make caniemail CANIEMAIL=caniemail@2.0.2)
+CANIEMAIL ?= caniemail@latest
+caniemail: $(TEST_STAMP)
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	cd "$$tmp" && npm pack "$(CANIEMAIL)" --silent >/dev/null && tar -xzf caniemail-*.tgz && \
+	cd "$(CURDIR)" && $(BIN)/python -m relay.checks.caniemail "$$tmp/package"
 
 clean:
 	rm -rf $(VENV) tests/js/node_modules build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -551,6 +551,35 @@ class DeliveryConfig:
     )
 
 
+def _check_optional_hostport(value: str) -> str | None:
+    return None if not value else _check_hostport(value)
+
+
+@dataclass(frozen=True)
+class ChecksConfig:
+    """[checks]: the spam, link and HTML checks run on a message when asked."""
+
+    spamassassin: str = setting(
+        "",
+        "SpamAssassin's spamd at HOST:PORT for the spam check; empty: no spam check.",
+        _check_optional_hostport,
+    )
+    spamassassin_timeout: float = setting(
+        10.0, "Seconds the spam check waits for spamd before it reports an error.", _positive
+    )
+    link_check_allow_private: bool = setting(
+        False,
+        "Let the link check reach private, loopback, link-local and other non-public"
+        " addresses; off, such links are refused (no request forgery through relay).",
+    )
+    link_check_timeout: float = setting(
+        10.0, "Seconds the link check gives each link, redirects included.", _positive
+    )
+    link_check_concurrency: int = setting(
+        5, "Most links the link check requests at once.", _positive
+    )
+
+
 @dataclass(frozen=True)
 class Config:
     """The whole configuration: made once, frozen, passed down to whoever needs a part."""
@@ -567,6 +596,7 @@ class Config:
     )
     mx: MxConfig = MxConfig()
     delivery: DeliveryConfig = DeliveryConfig()
+    checks: ChecksConfig = ChecksConfig()
     source: str = field(default="<defaults>", metadata={"internal": True})
 
     @property

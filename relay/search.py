@@ -19,8 +19,10 @@
     -term  !term            negation of any of the above (-from:noreply, -"out of office")
 
 Terms are combined with AND. An unknown `key:` is searched as free text; an unknown
-`is:` or `has:` value, or a date or size that cannot be read, is reported as a problem
-and ignored. The keys Mailpit's search knows mean the same here (bcc: looks at the
+`is:` or `has:` value, or a date or size that cannot be read, is reported as a problem,
+and a search with a problem is not run: the UI and the API answer 400 and the store
+matches nothing for it, so a typo never widens a search (or a bulk delete) to every
+message. The keys Mailpit's search knows mean the same here (bcc: looks at the
 envelope recipients, which include the Bcc ones).
 """
 
@@ -106,7 +108,8 @@ class Term:
 
 @dataclass(frozen=True)
 class Query:
-    """A parsed search: every term must hold. `problems` explains ignored terms."""
+    """A parsed search: every term must hold. `problems` names the terms that could not be
+    read; a query with problems matches nothing."""
 
     terms: tuple[Term, ...] = ()
     problems: tuple[str, ...] = field(default=())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -92,6 +93,20 @@ FIGURES = pytest.StashKey[dict[str, str]]()
 def figures(request: pytest.FixtureRequest) -> dict[str, str]:
     """Figures a test measured (peak memory, counts), printed at the end of the run."""
     return request.config.stash.setdefault(FIGURES, {})
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Under pytest-xdist, a worker hands the figures it measured to the controller."""
+    output = getattr(session.config, "workeroutput", None)
+    if output is not None:
+        output["figures"] = dict(session.config.stash.get(FIGURES, {}))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """Under pytest-xdist, the controller gathers the figures each worker measured."""
+    measured = getattr(node, "workeroutput", {}).get("figures", {})
+    node.config.stash.setdefault(FIGURES, {}).update(measured)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -63,6 +63,8 @@ def test_config_is_frozen() -> None:
         ("[storage]\nauto_migrate = 'yes'\n", "storage.auto_migrate", "true or false"),
         ("surprise = 1\n", "surprise", "a known key"),
         ("[server\n", "(syntax)", "valid TOML"),
+        ("[checks]\nspamassassin = 'localhost'\n", "checks.spamassassin", "HOST:PORT"),
+        ("[checks]\nlink_check_concurrency = 0\n", "checks.link_check_concurrency", "than 0"),
     ],
 )
 def test_bad_config_names_file_key_and_expectation(
@@ -207,6 +209,21 @@ def _settings(cls: type, prefix: str) -> list[tuple[str, str]]:
             assert f.metadata.get("help"), f"{prefix}.{f.name} has no help text"
             out.append((prefix, f.name))
     return out
+
+
+def test_checks_section_off_by_default_and_read_from_the_file(tmp_path: Path) -> None:
+    """[checks]: no spamd and no private link targets by default; the file sets them."""
+    default = load_config(None, env={}).checks
+    assert (default.spamassassin, default.link_check_allow_private) == ("", False)
+    assert (default.link_check_timeout, default.link_check_concurrency) == (10.0, 5)
+    text = (
+        "[checks]\nspamassassin = '127.0.0.1:783'\nspamassassin_timeout = 2.5\n"
+        "link_check_allow_private = true\nlink_check_timeout = 4\nlink_check_concurrency = 3\n"
+    )
+    checks = load_config(write(tmp_path, text), env={}).checks
+    assert (checks.spamassassin, checks.spamassassin_timeout) == ("127.0.0.1:783", 2.5)
+    assert checks.link_check_allow_private is True
+    assert (checks.link_check_timeout, checks.link_check_concurrency) == (4.0, 3)
 
 
 def test_relay_toml_documents_every_key() -> None:

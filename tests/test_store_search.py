@@ -92,6 +92,9 @@ CASES = [
     ("", Filter(unread=True, status="deferred"), ["deferred"]),
     ("reset", Filter(status="failed", user="app"), ["failed"]),
     ("reset", Filter(status="delivered"), []),
+    ("is:sleepy", None, []),
+    ("invoice has:pony", None, []),
+    ("after:yesterday", Filter(status="failed"), []),
 ]
 
 
@@ -189,6 +192,20 @@ async def test_delete_matching_and_events(store: Store) -> None:
     left = await store.messages.page(0, 50)
     assert sorted(m.id for m in left.messages) == sorted([ids["invoice"], ids["failed"]])
     assert await store.messages.raw(ids["attach"]) is None
+
+
+@pytest.mark.parametrize("q", ["is:sleepy", "corp larger:huge", "before:"])
+async def test_unreadable_search_changes_nothing(store: Store, q: str) -> None:
+    """Marking or deleting by a search with a term that cannot be read touches no message:
+    a typo never widens a bulk action to every message."""
+    ids = await seed(store)
+    unreadable = Filter(query=parse(q))
+    assert unreadable.query.problems
+    assert await store.set_read_matching(unreadable, True) == []
+    assert await store.delete_matching(unreadable) == []
+    left = await store.messages.page(0, 50)
+    assert sorted(m.id for m in left.messages) == sorted(ids.values())
+    assert sum(not m.read for m in left.messages) == 4
 
 
 @pytest.mark.parametrize("parts", [1, 3])

@@ -222,6 +222,23 @@ async def test_delete_all_matching_asks_first(sqlite_store: Store) -> None:
         assert await sqlite_store.messages.raw(gone) is None
 
 
+@pytest.mark.parametrize("confirm", [{}, {"confirm": "yes"}], ids=["asked", "confirmed"])
+async def test_delete_all_refuses_an_unreadable_search(
+    sqlite_store: Store, confirm: dict[str, str]
+) -> None:
+    """Delete all with a search that cannot be read is refused with 400, neither asked
+    nor done, and every message stays (the form is refused, not just hidden)."""
+    kept = [await add(sqlite_store, message(f"m{i}")) for i in range(2)]
+    form = {"action": "delete", "scope": "all", "q": "subject:m is:sleepy", **confirm}
+    async with web_client(sqlite_store) as web:
+        token = await csrf_token(web)
+        refused = await web.post("/messages/action", data={**form, "csrf": token})
+    assert refused.status_code == 400
+    assert "is:sleepy is not one of" in refused.text and "Delete 2" not in refused.text
+    left = (await sqlite_store.messages.page()).messages
+    assert sorted(m.id for m in left) == sorted(kept)
+
+
 def basic(user: str, password: str) -> dict[str, str]:
     """An Authorization header for HTTP basic auth."""
     return {"authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}

@@ -39,8 +39,9 @@ async def add(
     listener: str = "smtp",
     user: str | None = None,
     mail_from: str = "sender@example.com",
+    received_at: float | None = None,
 ) -> str:
-    """Store `raw` as the SMTP handler would; return its id."""
+    """Store `raw` as the SMTP handler would (received now, or at `received_at`); its id."""
     message_id = ids.new_id()
     recipients = [
         NewRecipient(address=a, route="capture" if s is Status.CAPTURED else "relay:up", status=s)
@@ -49,7 +50,7 @@ async def add(
     await store.add_message(
         NewMessage(
             id=message_id,
-            received_at=time.time(),
+            received_at=time.time() if received_at is None else received_at,
             mail_from=mail_from,
             recipients=recipients,
             raw=raw,

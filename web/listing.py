@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from relay import search
-from relay.store import Counts, Filter, Store
+from relay.store import Counts, Filter, Page, Store
 from web.rendering import STATUS_LABELS
 from web.security import check_post
 
@@ -49,6 +49,13 @@ def read_filter(params: QueryParams | FormData) -> tuple[Filter, dict[str, str]]
     return filter_, {k: v for k, v in values.items() if v}
 
 
+def refuse_unreadable(filter_: Filter) -> None:
+    """400 when the search holds a term that cannot be read (`is:sleepy`): such a search is
+    never run, so a typo never lists, or acts on, every message."""
+    if filter_.query.problems:
+        raise HTTPException(400, f"The search cannot run: {'; '.join(filter_.query.problems)}")
+
+
 def _page_number(request: Request) -> int:
     try:
         return max(1, int(request.query_params.get("page", 1)))
@@ -74,9 +81,16 @@ async def message_list(request: Request) -> Response:
     page_size = request.app.state.config.web.page_size
     page_number = _page_number(request)
     nav = await navigation(request)
-    page = await store_of(request).messages.page(
-        (page_number - 1) * page_size, page_size, filter_, total=known_total(filter_, nav["counts"])
-    )
+    unreadable = bool(filter_.query.problems)
+    if unreadable:  # shown with the problems, no rows and no bulk action
+        page = Page([], 0, 0, page_size)
+    else:
+        page = await store_of(request).messages.page(
+            (page_number - 1) * page_size,
+            page_size,
+            filter_,
+            total=known_total(filter_, nav["counts"]),
+        )
     pages = max(1, -(-page.total // page_size))
     return render(
         request,
@@ -89,6 +103,7 @@ async def message_list(request: Request) -> Response:
             "query": filter_.query,
             **nav,
         },
+        status=400 if unreadable else 200,
     )
 
 
@@ -104,6 +119,7 @@ def known_total(filter_: Filter, counts: Counts) -> int | None:
 async def live_rows(request: Request) -> Response:
     """Rows for the list's live updates: newer than `after`, or the one message `id`."""
     filter_, params = read_filter(request.query_params)
+    refuse_unreadable(filter_)
     after = request.query_params.get("after") or None
     one = request.query_params.get("id")
     messages = store_of(request).messages
@@ -142,6 +158,7 @@ async def bulk_action(request: Request) -> Response:
         if action != "delete":
             raise HTTPException(400, "only delete applies to every matching message")
         filter_, params = read_filter(form)
+        refuse_unreadable(filter_)
         if form.get("confirm") != "yes":
             page = await store.messages.page(0, 0, filter_)
             return render(

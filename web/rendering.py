@@ -46,6 +46,15 @@ def format_time(epoch: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
 
 
+def list_time(epoch: float) -> str:
+    """When a message came in, short enough for the list's column (local time): the time
+    when it is today, else the day and the time, and only the date before this year."""
+    when, now = time.localtime(epoch), time.localtime()
+    if when[:3] == now[:3]:
+        return time.strftime("%H:%M:%S", when)
+    return time.strftime("%b %d, %H:%M" if when.tm_year == now.tm_year else "%Y-%m-%d", when)
+
+
 def iso_time(epoch: float) -> str:
     """An epoch as an ISO 8601 UTC timestamp, for `<time datetime>`."""
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
@@ -123,6 +132,7 @@ def make_templates(directory: Path) -> Jinja2Templates:
     templates = Jinja2Templates(directory=str(directory))
     env = templates.env
     env.filters["time"] = format_time
+    env.filters["list_time"] = list_time
     env.filters["iso"] = iso_time
     env.filters["size"] = format_size
     env.filters["name"] = display_name

@@ -244,7 +244,10 @@ def term_condition(term: Term) -> ColumnElement[bool]:
 
 def where(filter_: Filter) -> list[ColumnElement[bool]]:
     """The WHERE clauses of a list filter (empty: every message), cheapest first: SQLite
-    tests them in this order, so body text is only read for rows that pass the rest."""
+    tests them in this order, so body text is only read for rows that pass the rest.
+    A search with a term that could not be read matches nothing, never everything."""
+    if filter_.query.problems:
+        return [false()]
     clauses: list[ColumnElement[bool]] = []
     if filter_.listener:
         clauses.append(message.c.listener == filter_.listener)

@@ -5,15 +5,25 @@
   "use strict";
   const body = document.body;
 
+  // Not today: the day and time; a <time data-short> (the list's column) leaves out the
+  // year this year, and the time before this year.
+  function dayAndTime(when, now, short) {
+    const thisYear = when.getFullYear() === now.getFullYear();
+    const day = { month: "short", day: "numeric" };
+    if (!short || !thisYear) day.year = "numeric";
+    if (short && !thisYear) return when.toLocaleDateString([], day);
+    return when.toLocaleString([], Object.assign(day, { hour: "2-digit", minute: "2-digit" }));
+  }
+
   function localTimes(root) {
-    const today = new Date().toDateString();
+    const now = new Date();
     root.querySelectorAll("time[datetime]").forEach(function (el) {
       const when = new Date(el.getAttribute("datetime"));
       if (isNaN(when)) return;
-      const sameDay = when.toDateString() === today;
+      const sameDay = when.toDateString() === now.toDateString();
       el.textContent = sameDay
         ? when.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" })
-        : when.toLocaleString([], { year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
+        : dayAndTime(when, now, el.hasAttribute("data-short"));
       el.title = when.toLocaleString();
     });
   }
