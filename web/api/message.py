@@ -9,7 +9,7 @@ import time
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 
-from relay import address, mime
+from relay import address
 from web import htmlbody
 from web.api import shapes
 from web.api.common import (
@@ -23,7 +23,7 @@ from web.api.common import (
     store_of,
     string_list,
 )
-from web.message import part_response, view_of
+from web.message import part_of, part_response, view_of
 from web.release import MAX_ADDRESSES
 
 
@@ -53,9 +53,9 @@ async def get_raw(request: Request) -> Response:
 
 @endpoint
 async def get_part(request: Request) -> Response:
-    """GET /api/v1/message/{ID}/part/{PartID}: one attachment or inline part."""
+    """GET /api/v1/message/{ID}/part/{PartID}: one part (attachment, inline or body)."""
     _row, raw = await message_and_raw(request)
-    found = mime.part(raw, str(request.path_params["PartID"]))
+    found = await part_of(raw, str(request.path_params["PartID"]))
     if found is None:
         raise ApiError(404, "part not found")
     return part_response(*found)
