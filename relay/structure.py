@@ -35,8 +35,9 @@ _IDENTITY = ("7bit", "8bit", "binary")
 _HEADER_LINES = re.compile(rb"(?:(?:From |[\x21-\x39\x3b-\x7e]*:|[ \t])[^\r\n]*(?:\r\n|\r|\n|\Z))*")
 _EOL = re.compile(rb"\r\n|\r|\n")
 _DASHES = re.compile(rb"[\r\n]--")
-_CONTENT_TYPE = re.compile(
-    rb"^content-type:[ \t]*([^\r\n]*(?:(?:\r\n|\r|\n)[ \t][^\r\n]*)*)", re.IGNORECASE | re.MULTILINE
+_CONTENT_TYPE = re.compile(  # at a line start: after LF (^ in MULTILINE) or a bare CR
+    rb"(?:^|(?<=\r))content-type:[ \t]*([^\r\n]*(?:(?:\r\n|\r|\n)[ \t][^\r\n]*)*)",
+    re.IGNORECASE | re.MULTILINE,
 )
 _PARSER = BytesHeaderParser(policy=policy.compat32)
 
@@ -148,7 +149,7 @@ class _Scanner:
         elif part.maintype == "multipart":
             self.multipart(part, stop, depth + 1)
         elif holds_message:
-            part.children.append(self.entity(body, stop, "text/plain", depth + 1))
+            part.children.append(self.entity(body, stop, "text/plain", depth + 1, trim))
         elif trim and self.raw.endswith(b"\r\n", body, stop):
             part.end = stop - 2
         elif trim and stop > body and self.raw[stop - 1] in b"\r\n":
@@ -178,7 +179,10 @@ class _Scanner:
         begun = closed = False
         child = -1  # where the next part starts (-1: still in the preamble)
         for line, after, close in self._boundary_lines(part.body, stop, dashed):
-            if child >= 0 and line > child:
+            if line == child:  # boundary lines in a row, closing or not: no part between
+                child = after
+                continue
+            if child >= 0:
                 part.children.append(self.entity(child, line, default, depth, trim=True))
             if close:
                 closed = True
@@ -187,7 +191,7 @@ class _Scanner:
             begun = True
             child = after
         else:
-            if 0 <= child < stop:
+            if child >= 0:
                 part.children.append(self.entity(child, stop, default, depth, trim=True))
         if not begun:
             self.tree.defect("start boundary not found")
