@@ -31,10 +31,10 @@ class Offload:
     def __init__(self, name: str, threads: int = THREADS) -> None:
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix=name)
 
-    async def run(self, raw: bytes, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """`fn(*args, **kwargs)`, which reads `raw`: on the loop when `raw` is small, else
-        in one of the pool's threads (waiting for one to be free)."""
-        if len(raw) <= mime.PARSE_IN_THREAD:
+    async def run(self, size: int, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """`fn(*args, **kwargs)`, which reads `size` bytes of mail: on the loop when that
+        is small, else in one of the pool's threads (waiting for one to be free)."""
+        if size <= mime.PARSE_IN_THREAD:
             return fn(*args, **kwargs)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))

@@ -18,6 +18,7 @@ child.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -34,7 +35,6 @@ _IDENTITY = ("7bit", "8bit", "binary")
 # Header lines as email.feedparser knows them (its headerRE), each with its line end.
 _HEADER_LINES = re.compile(rb"(?:(?:From |[\x21-\x39\x3b-\x7e]*:|[ \t])[^\r\n]*(?:\r\n|\r|\n|\Z))*")
 _EOL = re.compile(rb"\r\n|\r|\n")
-_DASHES = re.compile(rb"[\r\n]--")
 _CONTENT_TYPE = re.compile(  # at a line start: after LF (^ in MULTILINE) or a bare CR
     rb"(?:^|(?<=\r))content-type:[ \t]*([^\r\n]*(?:(?:\r\n|\r|\n)[ \t][^\r\n]*)*)",
     re.IGNORECASE | re.MULTILINE,
@@ -81,6 +81,8 @@ class Tree:
     """A message's parts (`parts[0]` is the message) and what was found wrong with it."""
 
     raw: bytes
+    size: int = 0
+    """The length of the message: what `raw` holds when the tree is bound to it."""
     parts: list[Part] = field(default_factory=list)
     defects: list[str] = field(default_factory=list)
 
@@ -108,7 +110,7 @@ class Tree:
 
 def scan(raw: bytes, flat: bool = False) -> Tree:
     """The tree of `raw`; with `flat`, only the message's headers and its body as one."""
-    tree = Tree(raw)
+    tree = Tree(raw, len(raw))
     _Scanner(tree).entity(0, len(raw), "text/plain", MAX_DEPTH + 1 if flat else 0)
     return tree
 
@@ -178,7 +180,11 @@ class _Scanner:
         default = "message/rfc822" if part.content_type == "multipart/digest" else "text/plain"
         begun = closed = False
         child = -1  # where the next part starts (-1: still in the preamble)
-        for line, after, close in self._boundary_lines(part.body, stop, dashed):
+        raw = self.raw
+        for found in _boundary_line(dashed).finditer(raw, part.body, stop):
+            line, after, close = found.start(), found.end(), found[1] is not None
+            if line > part.body and raw[line - 1] not in b"\r\n":
+                continue  # not at the start of a line
             if line == child:  # boundary lines in a row, closing or not: no part between
                 child = after
                 continue
@@ -198,27 +204,13 @@ class _Scanner:
         elif not closed:
             self.tree.defect("close boundary not found")
 
-    def _boundary_lines(
-        self, pos: int, stop: int, dashed: bytes
-    ) -> Iterator[tuple[int, int, bool]]:
-        """(start, start of the next line, whether it closes) of each line in raw[pos:stop]
-        (`pos` starts a line) that is `dashed` (the boundary after two dashes), maybe two
-        more dashes, then spaces or tabs."""
-        raw = self.raw
-        while pos < stop:
-            if not raw.startswith(b"--", pos, stop):
-                found = _DASHES.search(raw, pos, stop)
-                if found is None:
-                    return
-                pos = found.start() + 1
-            eol = _EOL.search(raw, pos, stop)
-            end, after = (eol.start(), eol.end()) if eol else (stop, stop)
-            if raw.startswith(dashed, pos, end):
-                rest = raw[pos + len(dashed) : end]
-                close = rest.startswith(b"--")
-                if not (rest[2:] if close else rest).strip(b" \t"):
-                    yield pos, after, close
-            pos = after
+
+@functools.lru_cache(maxsize=256)
+def _boundary_line(dashed: bytes) -> re.Pattern[bytes]:
+    """`dashed` (a boundary after two dashes), maybe two more dashes (the closing line),
+    then spaces or tabs to the line end, as email.feedparser's boundary pattern reads a
+    line (that it starts a line is for the caller to see: the pattern is faster without)."""
+    return re.compile(re.escape(dashed) + rb"(--)?[ \t]*(?:\r\n|\r|\n|\Z)")
 
 
 def _encoding(part: Part) -> str:

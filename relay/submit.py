@@ -94,7 +94,7 @@ async def submit(
     )
     raw = header + content
     del content  # a large message is held once, not twice, while it is parsed and stored
-    fields = await INGEST.run(raw, summary.summarize, raw)  # never raises
+    fields = await INGEST.run(len(raw), summary.summarize, raw)  # never raises
     await store.add_message(
         NewMessage(
             id=message_id,

@@ -18,12 +18,12 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from relay import mime
-from relay.offload import VIEWS
 from relay.store import MessageRow
 from relay.store.queue_view import actions_for
 from web import htmlbody
 from web.listing import navigation, render, safe_next, store_of
 from web.security import check_post
+from web.structures import Structures
 
 TABS = ("html", "text", "headers", "source", "attachments", "deliveries")
 SHOWN = 2 * 1024 * 1024
@@ -46,14 +46,24 @@ async def _message_or_404(request: Request) -> tuple[MessageRow, bytes]:
     return row, raw
 
 
-async def view_of(raw: bytes) -> mime.MessageView:
-    """The view of a raw message, read off the event loop when it is large."""
-    return await VIEWS.run(raw, mime.view, raw)
+def structures_of(request: Request) -> Structures:
+    """Where the app keeps the structure of large messages it has read."""
+    structures: Structures = request.app.state.structures
+    return structures
 
 
-async def part_of(raw: bytes, part_id: str) -> tuple[mime.Attachment, bytes] | None:
-    """One part of a raw message and its bytes (mime.part), off the loop when large."""
-    return await VIEWS.run(raw, mime.part, raw, part_id)
+async def view_of(request: Request, message_id: str, raw: bytes) -> mime.MessageView:
+    """The view of a stored message, read off the event loop when it is large."""
+    return await structures_of(request).view(message_id, raw)
+
+
+async def part_of(request: Request, message_id: str, part_id: str) -> mime.Found | None:
+    """One part of a stored message and its bytes (None: no such message or part), only
+    that part decoded, off the event loop when it is large."""
+    raw = await store_of(request).messages.raw(message_id)
+    if raw is None:
+        return None
+    return await structures_of(request).part(message_id, raw, part_id)
 
 
 def _remote_images(request: Request) -> bool:
@@ -63,7 +73,7 @@ def _remote_images(request: Request) -> bool:
 async def message_page(request: Request) -> Response:
     """One message: summary, warnings, then the chosen tab."""
     row, raw = await _message_or_404(request)
-    view = await view_of(raw)
+    view = await view_of(request, row.id, raw)
     tab = request.query_params.get("tab") or ("html" if view.html else "text")
     if tab not in TABS:
         raise HTTPException(400, f"tab must be one of {', '.join(TABS)}")
@@ -112,7 +122,7 @@ async def message_html(request: Request) -> Response:
     """The HTML body alone (its first SHOWN characters), for the sandboxed iframe, under a
     strict CSP."""
     row, raw = await _message_or_404(request)
-    view = await view_of(raw)
+    view = await view_of(request, row.id, raw)
     html = htmlbody.prepare((view.html or "")[:SHOWN], row.id, view.cid_map)
     return HTMLResponse(
         html,
@@ -141,8 +151,7 @@ def content_disposition(kind: str, filename: str) -> str:
 async def message_part(request: Request) -> Response:
     """One part (an attachment, or a text or HTML body), with its content type and a safe
     file name."""
-    _row, raw = await _message_or_404(request)
-    found = await part_of(raw, request.path_params["part_id"])
+    found = await part_of(request, request.path_params["id"], request.path_params["part_id"])
     if found is None:
         raise HTTPException(404, "no such part")
     return part_response(*found)
