@@ -151,10 +151,10 @@ def _words(defect: object) -> str:
 
 def _payload(tree: Tree, part: Part, warnings: list[str], limit: int = 0) -> bytes:
     """The body of a leaf part with its transfer encoding undone; with `limit`, of its
-    first `limit` bytes at most (cut at a line end)."""
+    first `limit` bytes at most (cut at a line end, else where base64 can be cut)."""
     data = tree.body(part)
     if limit and len(data) > limit:
-        data = data[: data.rfind(b"\n", 0, limit) + 1]
+        data = data[: data.rfind(b"\n", 0, limit) + 1 or limit - limit % 4]
     encoding = str(part.headers.get("content-transfer-encoding", "")).strip().lower()
     if encoding in _IDENTITY:
         return data
