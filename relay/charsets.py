@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import codecs
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+
+from relay import jis
 
 # Labels whose real-world content is a superset charset (as browsers decode them).
 _SUPERSETS = {
@@ -31,10 +34,26 @@ _SUPERSETS = {
     "x-sjis": "shift_jis",
     "sjis": "shift_jis",
     "windows-31j": "cp932",
-    "iso-2022-jp-ms": "iso2022_jp_ext",
+    "iso-2022-jp-ms": "iso2022_jp",
+    "cp50220": "iso2022_jp",
+    "cp50221": "iso2022_jp",
+    "cp50222": "iso2022_jp",
+    "iso-8859-8-i": "iso-8859-8",
+    "iso-8859-8-e": "iso-8859-8",
+    "csiso88598i": "iso-8859-8",
+    "csiso88598e": "iso-8859-8",
+    "iso-8859-6-i": "iso-8859-6",
+    "iso-8859-6-e": "iso-8859-6",
+    "csiso88596i": "iso-8859-6",
+    "csiso88596e": "iso-8859-6",
     "utf8": "utf-8",
     "unicode-1-1-utf-7": "utf-7",
 }
+_DECODERS: dict[str, Callable[[bytes, str], str]] = {
+    "iso2022_jp": jis.decode,
+    "iso2022_jp_ext": jis.decode,
+}
+"""Codecs decoded here rather than by Python (by the codec's name)."""
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 # Labels that carry no information about the bytes.
@@ -50,8 +69,9 @@ class Decoded:
 
 
 def codec_for(label: str | None) -> str | None:
-    """The Python codec name for a charset label, or None when it is unknown."""
-    name = (label or "").strip().strip("\"'").lower()
+    """The Python codec name for a charset label, or None when it is unknown (an RFC 2231
+    language suffix, as in `utf-8*en`, is ignored)."""
+    name = (label or "").strip().strip("\"'").lower().partition("*")[0]
     if name in _UNKNOWN:
         return None
     name = _SUPERSETS.get(name, name)
@@ -82,15 +102,25 @@ def decode(data: bytes, label: str | None) -> Decoded:
     if codec == "ascii" and not data.isascii():
         return Decoded(_guess(data), f"8-bit text declared as {label}: shown as UTF-8")
     try:
-        return Decoded(_whole(data.decode(codec)))
+        return Decoded(_whole(_decode_as(data, codec)))
     except UnicodeDecodeError:
         pass
     except Exception:  # noqa: BLE001 - a few codecs raise other errors on bad input
         return Decoded(_guess(data), f"text is not valid {label}: shown as UTF-8")
+    try:  # mail written in UTF-8 under a stale label: what the writer meant
+        return Decoded(data.decode("utf-8"), f"text is not valid {label}: shown as UTF-8")
+    except UnicodeDecodeError:
+        pass
     return Decoded(
-        _whole(data.decode(codec, errors="replace")),
+        _whole(_decode_as(data, codec, "replace")),
         f"text is not valid {label}: the bytes that are not were replaced by �",
     )
+
+
+def _decode_as(data: bytes, codec: str, errors: str = "strict") -> str:
+    """`data` decoded with `codec` (a name codec_for gave), ours where Python's falls short."""
+    own = _DECODERS.get(codec)
+    return own(data, errors) if own else data.decode(codec, errors)
 
 
 def _whole(text: str) -> str:
@@ -116,7 +146,7 @@ def repair(text: str, fallback: str | None = None) -> str:
     codec = codec_for(fallback)
     if codec is not None and codec not in ("utf-8", "ascii"):
         try:
-            return _whole(data.decode(codec))
+            return _whole(_decode_as(data, codec))
         except (UnicodeDecodeError, LookupError):
             pass
     return data.decode("cp1252", errors="replace")

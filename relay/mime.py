@@ -1,43 +1,52 @@
 """Raw message bytes → a view of the message: decoded headers, text, HTML, attachments.
 
-Pure functions over `email` with `policy.default`. Nothing here raises on bad input:
-a broken charset, a missing boundary or bad base64 yields the best text that can be had
-and a warning saying what was wrong.
+Pure functions over the message's structure (relay/structure.py), which is found without
+decoding any body: a view decodes the parts it shows, a download the part it sends, a
+summary the start of the text it keeps. Headers are decoded by relay/headers.py, bodies
+by relay/charsets.py. Nothing here raises on bad input: a broken charset, a missing
+boundary or bad base64 yields the best text that can be had and a warning saying what
+was wrong.
 """
 
 from __future__ import annotations
 
-import email
-import email.feedparser
-import email.header
-import email.parser
+import dataclasses
+import logging
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email import policy
-from email.message import EmailMessage, Message
+from email.message import Message
+from email.parser import BytesHeaderParser
 
-from relay import charsets
+from relay import charsets, headers
+from relay.headers import clean, decode_words, header
 from relay.htmltext import html_to_text
-from relay.skeleton import skeleton
+from relay.structure import Part, Tree, scan
 
 __all__ = [
     "Attachment",
     "MessageView",
     "Summary",
     "clean",
+    "decode_words",
     "header",
     "html_to_text",
-    "parse",
     "part",
+    "part_in",
     "summarize",
     "view",
 ]
 
+log = logging.getLogger(__name__)
+
 SNIPPET_LENGTH = 250
 TEXT_LIMIT = 64 * 1024
-PARSE_IN_THREAD = 256 * 1024
-"""Callers parse messages larger than this in a worker thread, off the event loop."""
 """Characters of body text kept on the message for search."""
+SUMMARY_READ = 256 * 1024
+"""Bytes of the text body a summary decodes: base64 of this size holds well over TEXT_LIMIT."""
+PARSE_IN_THREAD = 64 * 1024
+"""Callers read messages larger than this in a worker thread, off the event loop."""
 
 TOO_DEEP = "malformed message: too many nested parts to follow: shown as text"
 MAX_MULTIPARTS = 100
@@ -45,11 +54,8 @@ MAX_MULTIPARTS = 100
 _MULTIPART = re.compile(rb"content-type:\s*multipart/")
 """Searched for in the lower-cased message: lower() and a case-sensitive search take a
 fifth of the time re.IGNORECASE does (2 ms instead of 12 for 1 MB)."""
-FEED_SIZE = 64 * 1024
-"""Bytes handed to the parser at a time."""
-
-_WS = re.compile(r"\s+")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_IDENTITY = ("", "7bit", "8bit", "binary")
+_UNREADABLE = "malformed message: its structure could not be read: shown as text"
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 
 
@@ -98,6 +104,10 @@ class MessageView:
     raw_headers: str = ""
     text_from_html: bool = False
     """True when there is no text part and `text` was made from the HTML."""
+    text_part: str | None = None
+    """The part id `text` was decoded from (the HTML part's when made from it)."""
+    html_part: str | None = None
+    """The part id `html` was decoded from."""
 
     @property
     def cid_map(self) -> dict[str, str]:
@@ -105,298 +115,316 @@ class MessageView:
         return {a.content_id: a.part_id for a in self.attachments if a.content_id}
 
 
-def parse(raw: bytes) -> EmailMessage:
-    """Parse raw bytes into an EmailMessage (policy.default); never raises on bad MIME.
-
-    The bytes are fed to the parser in slices: `email.message_from_bytes` would first make
-    one string of the whole message and a StringIO over it (four bytes per character),
-    about eight times the message size at its peak.
-    """
-    parser = email.feedparser.BytesFeedParser(policy=policy.default)
-    view = memoryview(raw)
-    for start in range(0, len(raw), FEED_SIZE):
-        parser.feed(bytes(view[start : start + FEED_SIZE]))
-    msg = parser.close()
-    assert isinstance(msg, EmailMessage)
-    return msg
+def parse_headers(raw: bytes) -> Message:
+    """The header section of a raw message, parsed (cheap for large messages)."""
+    return BytesHeaderParser(policy=policy.compat32).parsebytes(raw)
 
 
-def parse_headers(raw: bytes) -> EmailMessage:
-    """Parse only the header block (cheap for large messages)."""
-    msg = email.parser.BytesHeaderParser(policy=policy.default).parsebytes(raw)
-    assert isinstance(msg, EmailMessage)
-    return msg
+def too_many_multiparts(raw: bytes) -> bool:
+    """Whether `raw` declares more multipart containers than may be nested safely."""
+    found = _MULTIPART.finditer(raw.lower())
+    return any(index >= MAX_MULTIPARTS for index, _ in enumerate(found))
 
 
-def clean(text: str) -> str:
-    """Fold white space, drop control characters and undecoded bytes, for one-line display."""
-    text = charsets.repair(text)
-    return _WS.sub(" ", _CONTROL.sub("", text)).strip()
-
-
-def _fallback_charset(msg: Message) -> str | None:
-    """The first charset declared in the message: the best guess for raw 8-bit headers."""
-    for part in msg.walk():
-        charset = part.get_param("charset")
-        if isinstance(charset, str):
-            return charset
-    return None
-
-
-def decode_words(raw_value: str, fallback: str | None = None) -> str:
-    """Decode raw 8-bit bytes and RFC 2047 encoded words in a header value, as far as can be."""
-    value = charsets.repair(raw_value, fallback)
+def structure(raw: bytes) -> Tree:
+    """The parts of `raw` (when it nests too many, its headers and its body as one).
+    Never raises: were the scan to fail, the message is one text part, with a warning."""
     try:
-        pieces = email.header.decode_header(value)
-    except Exception:  # noqa: BLE001 - broken encoded words: show them raw
-        return clean(value)
-    out: list[str] = []
-    for chunk, label in pieces:
-        if isinstance(chunk, str):
-            out.append(chunk)
-        else:
-            out.append(charsets.decode(chunk, label).text)
-    return clean("".join(out))
+        return scan(raw, flat=too_many_multiparts(raw))
+    except Exception:  # a bug must not cost the message its page, nor its sender a 451
+        log.warning("could not read a message's structure; shown as text", exc_info=True)
+        return _unread(raw)
 
 
-def _value(raw_value: str, fallback: str | None) -> str:
-    if charsets.has_surrogates(raw_value) or "=?" in raw_value:
-        return decode_words(raw_value, fallback)
-    return clean(raw_value)
+def _unread(raw: bytes) -> Tree:
+    """`raw` as one text part after its header block, as far as that can be found."""
+    end = _HEADER_END.search(raw)
+    body = end.end() if end else len(raw)
+    root = Part("0", 0, body, len(raw), "text/plain", raw[:body])
+    return Tree(raw, len(raw), [root], [_UNREADABLE])
 
 
-def header(msg: Message, name: str, fallback: str | None = None) -> str:
-    """The decoded value of header `name` ("" when absent), even when it is malformed."""
-    for key, raw_value in msg.raw_items():
-        if key.lower() != name.lower():
-            continue
-        if charsets.has_surrogates(str(raw_value)):
-            return _value(str(raw_value), fallback or _fallback_charset(msg))
-        try:
-            return clean(str(msg.get(name)))
-        except Exception:  # noqa: BLE001 - malformed headers must never break a page
-            return _value(str(raw_value), fallback)
-    return ""
+def _words(defect: object) -> str:
+    name = type(defect).__name__.removesuffix("Defect")
+    return "malformed message: " + re.sub(r"(?<!^)(?=[A-Z])", " ", name).lower()
 
 
-def _decoded_headers(msg: Message) -> list[tuple[str, str]]:
-    fallback = _fallback_charset(msg)
-    out = []
-    for key, raw_value in msg.raw_items():
-        value = str(raw_value)
-        if charsets.has_surrogates(value):
-            out.append((key, _value(value, fallback)))
-            continue
-        try:
-            out.append((key, clean(str(msg.policy.header_fetch_parse(key, value)))))
-        except Exception:  # noqa: BLE001
-            out.append((key, _value(value, fallback)))
-    return out
-
-
-def _raw_headers(raw: bytes) -> str:
-    match = _HEADER_END.search(raw)
-    block = raw[: match.start()] if match else raw
-    return charsets.decode(block, "utf-8").text.replace("\r\n", "\n")
-
-
-def _payload(part: Message) -> bytes:
-    if part.get_content_type() == "message/rfc822":
-        inner = part.get_payload()
-        if isinstance(inner, list) and inner and isinstance(inner[0], Message):
-            return inner[0].as_bytes()
+def _payload(tree: Tree, part: Part, warnings: list[str], limit: int = 0) -> bytes:
+    """The body of a leaf part with its transfer encoding undone; with `limit`, of its
+    first `limit` bytes at most (cut at a line end, else where base64 can be cut)."""
+    data = tree.body(part)
+    if limit and len(data) > limit:
+        data = data[: data.rfind(b"\n", 0, limit) + 1 or limit - limit % 4]
+    encoding = str(part.headers.get("content-transfer-encoding", "")).strip().lower()
+    if encoding in _IDENTITY:
+        return data
+    carrier = Message()  # email's decoders, on this part's bytes only
+    carrier["Content-Transfer-Encoding"] = encoding
+    carrier.set_payload(data.decode("ascii", errors="surrogateescape"))
     try:
-        payload = part.get_payload(decode=True)
+        decoded = carrier.get_payload(decode=True)
     except Exception:  # noqa: BLE001 - a decoder that gives up: keep the encoded bytes
-        payload = str(part.get_payload()).encode("ascii", errors="surrogateescape")
-    return payload if isinstance(payload, bytes) else b""
+        decoded = data
+    for defect in carrier.defects:
+        if _words(defect) not in warnings:
+            warnings.append(_words(defect))
+    return decoded if isinstance(decoded, bytes) else data
 
 
-def _part_text(part: Message, warnings: list[str]) -> str:
+def _charset(part: Part) -> str | None:
+    try:
+        return part.headers.get_content_charset()
+    except Exception:  # noqa: BLE001 - a broken parameter: no charset
+        return None
+
+
+def _text(tree: Tree, part: Part, warnings: list[str], limit: int = 0) -> str:
     """The decoded text of a text/* part, falling back as needed."""
-    decoded = charsets.decode(_payload(part), part.get_content_charset())
+    decoded = charsets.decode(_payload(tree, part, warnings, limit), _charset(part))
     if decoded.warning and decoded.warning not in warnings:
         warnings.append(decoded.warning)
     return decoded.text
 
 
-def _is_attachment(part: Message) -> bool:
-    if part.get_content_type() == "message/rfc822":
+def _fallback_charset(tree: Tree) -> str | None:
+    """The first charset declared in the message: the best guess for raw 8-bit headers."""
+    for part in tree.parts:
+        charset = _charset(part)
+        if charset:
+            return charset
+    return None
+
+
+def _header_charset(tree: Tree) -> str | None:
+    """The charset raw 8-bit bytes in the message's headers are read in, when they are not
+    UTF-8: the first one the message declares (None when its headers are ASCII)."""
+    if any(charsets.has_surrogates(str(v)) for _, v in tree.root.headers.raw_items()):
+        return _fallback_charset(tree)
+    return None
+
+
+def _content_id(part: Part) -> str:
+    return clean(str(part.headers.get("content-id", ""))).strip("<> ")
+
+
+def _disposition(part: Part) -> str | None:
+    return part.headers.get_content_disposition()
+
+
+def _related_root(related: Part) -> Part | None:
+    """The root of a multipart/related (RFC 2387): the part `start` names, else the first;
+    when the first is not of the `type` the parameters give, the first part that is (as
+    mail clients do with MHTML whose image comes first)."""
+    if not related.children:
+        return None
+    start = (headers.param(related.headers, "start") or "").strip().strip("<>").strip()
+    for child in related.children if start else ():
+        if _content_id(child) == start:
+            return child
+    first = related.children[0]
+    kind = (headers.param(related.headers, "type") or "").strip().lower()
+    if kind and first.content_type != kind:
+        return next((c for c in related.children if c.content_type == kind), first)
+    return first
+
+
+def _bodies(part: Part, subtype: str) -> Iterator[Part]:
+    """Parts that may be the body of type text/`subtype`, best first (as email's get_body,
+    with RFC 2387's root)."""
+    maintype, _, sub = part.content_type.partition("/")
+    if maintype not in ("text", "multipart") or _disposition(part) == "attachment":
+        return
+    if maintype == "text":
+        if sub == subtype:
+            yield part
+    elif sub == "related":
+        root = _related_root(part)
+        if root is not None:
+            yield from _bodies(root, subtype)
+    else:
+        for child in part.children:
+            yield from _bodies(child, subtype)
+
+
+@dataclass(frozen=True)
+class _Texts:
+    text: str | None
+    html: str | None
+    from_html: bool = False
+    text_part: str | None = None
+    html_part: str | None = None
+
+
+def _texts(tree: Tree, warnings: list[str], limit: int = 0) -> _Texts:
+    """The text and HTML bodies of a message (text made from the HTML when there is none)."""
+    plain = next(_bodies(tree.root, "plain"), None)
+    rich = next(_bodies(tree.root, "html"), None)
+    text = _text(tree, plain, warnings, limit) if plain else None
+    html = _text(tree, rich, warnings, limit) if rich else None
+    if plain is None and rich is None and tree.root.unparsed:
+        shown = tree.body(tree.root).decode("ascii", errors="surrogateescape")
+        return _Texts(charsets.repair(shown, _fallback_charset(tree)), None)
+    if plain is None and rich is not None and html is not None:
+        return _Texts(html_to_text(html, keep_lines=True), html, True, rich.part_id, rich.part_id)
+    return _Texts(
+        text, html, False, plain.part_id if plain else None, rich.part_id if rich else None
+    )
+
+
+def _is_attachment(part: Part, filename: str) -> bool:
+    """Whether a part (declaring `filename`) is listed as an attachment or inline part."""
+    if part.content_type == "message/rfc822":
         return True
-    if part.is_multipart():
+    if part.maintype in ("multipart", "message") and part.children:
         return False
-    disposition = part.get_content_disposition()
-    if disposition == "attachment" or part.get_filename():
+    if _disposition(part) == "attachment" or filename:
         return True
-    if part.get("Content-ID") and part.get_content_maintype() != "text":
+    if part.headers.get("content-id") and part.maintype != "text":
         return True
-    return part.get_content_maintype() not in ("text", "multipart", "message")
+    return part.maintype not in ("text", "multipart", "message")
 
 
-def _walk(msg: Message) -> list[tuple[str, Message]]:
-    """Every part with its id: the position in a depth-first walk ("0" is the message)."""
-    return [(str(i), part) for i, part in enumerate(msg.walk())]
+def _filename(part: Part, declared: str) -> str:
+    """The name shown for an attachment: the one it declares, or a forwarded message's
+    subject."""
+    if not declared and part.content_type == "message/rfc822":
+        inner = part.children[0].headers if part.children else None
+        subject = header(inner, "Subject") if inner is not None else ""
+        declared = f"{subject or 'message'}.eml"
+    return clean(declared)
 
 
-def _filename(part: Message) -> str:
-    try:
-        name = part.get_filename() or ""
-    except Exception:  # noqa: BLE001 - a broken RFC 2231 parameter
-        name = ""
-    if not name and part.get_content_type() == "message/rfc822":
-        inner = part.get_payload()
-        first = inner[0] if isinstance(inner, list) and inner else None
-        subject = header(first, "Subject") if isinstance(first, Message) else ""
-        name = f"{subject or 'message'}.eml"
-    return clean(name)
+def _declared_name(part: Part) -> str:
+    """The file name a part declares ("" for a multipart; the header block is looked at
+    before its parameters are parsed, which costs more)."""
+    if part.maintype == "multipart" or b"name" not in part.block.lower():
+        return ""
+    return headers.filename(part.headers)
 
 
-def _attachments(msg: Message, sizes: bool = True) -> list[Attachment]:
-    """The attachments of `msg`; without `sizes` their payloads are not decoded (size 0)."""
-    out = []
-    for part_id, part in _walk(msg):
-        if not _is_attachment(part):
-            continue
-        content_id = header(part, "Content-ID").strip("<> ")
-        out.append(
-            Attachment(
-                part_id=part_id,
-                filename=_filename(part),
-                content_type=part.get_content_type(),
-                size=len(_payload(part)) if sizes else 0,
-                content_id=content_id,
-                inline=part.get_content_disposition() != "attachment" and bool(content_id),
-            )
-        )
-    return out
+def _attachment(tree: Tree, part: Part, declared: str, warnings: list[str] | None) -> Attachment:
+    """The Attachment of a part; its size is decoded unless `warnings` is None."""
+    content_id = _content_id(part)
+    return Attachment(
+        part_id=part.part_id,
+        filename=_filename(part, declared),
+        content_type=part.content_type,
+        size=0 if warnings is None else len(_contents(tree, part, warnings)),
+        content_id=content_id,
+        inline=_disposition(part) != "attachment" and bool(content_id),
+    )
 
 
-def _body(msg: EmailMessage, subtype: str, warnings: list[str]) -> str | None:
-    try:
-        part = msg.get_body(preferencelist=(subtype,))
-    except Exception:  # noqa: BLE001
-        part = None
-    if part is None:
-        return None
-    return _part_text(part, warnings)
+def _contents(tree: Tree, part: Part, warnings: list[str]) -> bytes:
+    """What downloading a part gives: its decoded body (a message/* part's whole message)."""
+    if part.children:
+        return tree.raw[part.body : part.end]
+    return _payload(tree, part, warnings)
 
 
-def _unparsed_multipart(msg: EmailMessage, warnings: list[str]) -> str | None:
-    """A multipart whose parts could not be found (no boundary): its body as text."""
-    if msg.get_content_maintype() != "multipart" or msg.is_multipart():
-        return None
-    payload = msg.get_payload()
-    text = payload if isinstance(payload, str) else ""
-    return charsets.repair(text, _fallback_charset(msg))
-
-
-def _defects(msg: Message) -> list[str]:
-    found: list[str] = []
-    for part in msg.walk():
-        for defect in getattr(part, "defects", []):
-            name = type(defect).__name__.removesuffix("Defect")
-            words = re.sub(r"(?<!^)(?=[A-Z])", " ", name).lower()
-            if words not in found:
-                found.append(words)
-    return [f"malformed message: {d}" for d in found]
-
-
-def _texts(msg: EmailMessage, warnings: list[str]) -> tuple[str | None, str | None, bool]:
-    """(text, html, text_from_html) of a parsed message."""
-    text = _body(msg, "plain", warnings)
-    html = _body(msg, "html", warnings)
-    if text is None and html is None:
-        text = _unparsed_multipart(msg, warnings)
-    if text is None and html is not None:
-        return html_to_text(html, keep_lines=True), html, True
-    return text, html, False
-
-
-def parse_flat(raw: bytes) -> EmailMessage:
-    """The header section parsed and the rest kept as one body, unparsed: for a message
-    whose parts are nested deeper than Python's recursion limit lets the email package go."""
-    parser = email.parser.BytesParser(policy=policy.default)
-    msg = parser.parsebytes(raw, headersonly=True)
-    assert isinstance(msg, EmailMessage)
-    return msg
-
-
-def too_many_multiparts(raw: bytes) -> bool:
-    """Whether `raw` declares more multipart containers than may be nested safely: the
-    email package recurses once per level, and a hostile message nests a thousand."""
-    found = _MULTIPART.finditer(raw.lower())
-    return any(index >= MAX_MULTIPARTS for index, _ in enumerate(found))
+def _attachments(tree: Tree, warnings: list[str] | None) -> list[Attachment]:
+    """The attachments of a message; with `warnings` None their bodies are not decoded
+    (size 0)."""
+    found = []
+    for part in tree.parts:
+        declared = _declared_name(part)
+        if _is_attachment(part, declared):
+            found.append(_attachment(tree, part, declared, warnings))
+    return found
 
 
 def summarize(raw: bytes) -> Summary:
-    """The summary row's fields of a raw message (of a large one, from its skeleton: the
-    structure and the start of each part, which is all a summary shows)."""
-    shape = skeleton(raw)
+    """The summary row's fields of a raw message (of its text, the first SUMMARY_READ
+    bytes). Never raises: what cannot be read is left empty and logged."""
     try:
-        if not too_many_multiparts(shape):
-            return _summary(parse(shape))
-    except RecursionError:
-        pass
-    return _summary(parse_flat(shape))
+        return _summary(structure(raw))
+    except Exception:  # a summary never decides whether mail is stored
+        log.warning("could not read the message's summary; kept what could be read", exc_info=True)
+        return _salvage(raw)
 
 
-def _summary(msg: EmailMessage) -> Summary:
-    warnings: list[str] = []
-    text, _html, _derived = _texts(msg, warnings)
-    text = (text or "")[:TEXT_LIMIT]
+def _summary(tree: Tree) -> Summary:
+    top, fallback = tree.root.headers, _header_charset(tree)
+    texts = _texts(tree, [], SUMMARY_READ)
+    text = (texts.text or "")[:TEXT_LIMIT]
     return Summary(
-        subject=header(msg, "Subject"),
-        from_=header(msg, "From"),
-        to=header(msg, "To"),
-        cc=header(msg, "Cc"),
-        message_id=header(msg, "Message-ID").strip("<> "),
-        attachments=sum(1 for a in _attachments(msg, sizes=False) if not a.inline),
+        subject=header(top, "Subject", fallback),
+        from_=header(top, "From", fallback),
+        to=header(top, "To", fallback),
+        cc=header(top, "Cc", fallback),
+        message_id=header(top, "Message-ID").strip("<> "),
+        attachments=sum(1 for a in _attachments(tree, None) if not a.inline),
         snippet=clean(text[: SNIPPET_LENGTH * 4])[:SNIPPET_LENGTH],
         text=text,
     )
 
 
-def view(raw: bytes) -> MessageView:
-    """The full decoded view of a raw message."""
+def _salvage(raw: bytes) -> Summary:
+    """The header fields that can be read one by one, when the message as a whole cannot."""
     try:
-        if not too_many_multiparts(raw):
-            return _view(raw, parse(raw), [])
-    except RecursionError:
-        pass
-    return _view(raw, parse_flat(raw), [TOO_DEEP])
+        top = parse_headers(raw)
+    except Exception:  # noqa: BLE001
+        top = Message()
+
+    def read(name: str) -> str:
+        try:
+            return header(top, name)
+        except Exception:  # noqa: BLE001
+            return ""
+
+    fields = ("Subject", "From", "To", "Cc", "Message-ID")
+    subject, from_, to, cc, message_id = (read(name) for name in fields)
+    return Summary(subject, from_, to, cc, message_id.strip("<> "), 0, "")
 
 
-def _view(raw: bytes, msg: EmailMessage, warnings: list[str]) -> MessageView:
-    text, html, derived = _texts(msg, warnings)
-    attachments = _attachments(msg)  # decodes payloads, so defects are known after it
+def view(raw: bytes, tree: Tree | None = None) -> MessageView:
+    """The full decoded view of a raw message (whose structure is `tree` when known)."""
+    try:
+        return _view(raw, tree or structure(raw))
+    except Exception:  # whatever went wrong, the page shows what it can
+        log.warning("could not read a message; shown as text", exc_info=True)
+        return _view(raw, _unread(raw))
+
+
+def _view(raw: bytes, tree: Tree) -> MessageView:
+    warnings: list[str] = []
+    top, fallback = tree.root.headers, _header_charset(tree)
+    texts = _texts(tree, warnings)
+    attachments = _attachments(tree, warnings)
     return MessageView(
-        subject=header(msg, "Subject"),
-        from_=header(msg, "From"),
-        to=header(msg, "To"),
-        cc=header(msg, "Cc"),
-        date=header(msg, "Date"),
-        message_id=header(msg, "Message-ID").strip("<> "),
-        headers=_decoded_headers(msg),
-        text=text,
-        html=html,
+        subject=header(top, "Subject", fallback),
+        from_=header(top, "From", fallback),
+        to=header(top, "To", fallback),
+        cc=header(top, "Cc", fallback),
+        date=header(top, "Date", fallback),
+        message_id=header(top, "Message-ID").strip("<> "),
+        headers=headers.decoded(top, fallback),
+        text=texts.text,
+        html=texts.html,
         attachments=attachments,
-        warnings=_defects(msg) + warnings,
-        raw_headers=_raw_headers(raw),
-        text_from_html=derived,
+        warnings=tree.defects + warnings,
+        raw_headers=headers.raw_block(raw),
+        text_from_html=texts.from_html,
+        text_part=texts.text_part,
+        html_part=texts.html_part,
     )
 
 
-def part(raw: bytes, part_id: str) -> tuple[Attachment, bytes] | None:
-    """The attachment `part_id` of a raw message with its decoded bytes, or None (also
-    when the parts are nested too deep to follow)."""
-    if too_many_multiparts(raw):
+Found = tuple[Attachment, bytes]
+"""A part as a download: what it is, and its decoded bytes."""
+
+
+def part(raw: bytes, part_id: str) -> Found | None:
+    """Part `part_id` of a raw message (an attachment, or a body part: anything but a
+    multipart) with its decoded bytes, or None. Only that part is decoded."""
+    return part_in(structure(raw), part_id)
+
+
+def part_in(tree: Tree, part_id: str) -> Found | None:
+    """Part `part_id` of the message `tree` is the structure of, as `part` gives it."""
+    found = tree.find(part_id)
+    if found is None or found.maintype == "multipart":
         return None
-    try:
-        msg = parse(raw)
-        for attachment in _attachments(msg):
-            if attachment.part_id == part_id:
-                found = dict(_walk(msg))[part_id]
-                return attachment, _payload(found)
-    except RecursionError:
-        pass
-    return None
+    data = _contents(tree, found, [])
+    described = _attachment(tree, found, _declared_name(found), None)
+    return dataclasses.replace(described, size=len(data)), data

@@ -5,7 +5,6 @@ other front doors (the HTTP send API, later the SMTP handler itself) share.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -13,6 +12,7 @@ from dataclasses import dataclass
 from relay import address, ids, mime, routing, summary
 from relay.config import Config
 from relay.errors import RelayError
+from relay.offload import INGEST
 from relay.smtp.received import received_header
 from relay.status import Status
 from relay.store import NewMessage, NewRecipient, Store
@@ -94,10 +94,7 @@ async def submit(
     )
     raw = header + content
     del content  # a large message is held once, not twice, while it is parsed and stored
-    if len(raw) > mime.PARSE_IN_THREAD:
-        fields = await asyncio.to_thread(summary.summarize, raw)
-    else:
-        fields = summary.summarize(raw)
+    fields = await INGEST.run(len(raw), summary.summarize, raw)  # never raises
     await store.add_message(
         NewMessage(
             id=message_id,

@@ -10,11 +10,13 @@ Both roads give the same Summary; tests/test_summary.py checks it on a table of 
 
 from __future__ import annotations
 
+import logging
 import quopri
 import re
-from email import policy
 
-from relay import charsets, mime
+from relay import charsets, headers, mime
+
+log = logging.getLogger(__name__)
 
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 # One header field: a name of printable ASCII without colon, its value, folded lines.
@@ -42,6 +44,8 @@ _TEXT_PLAIN = re.compile(r"\s*text/plain\s*(?:;(.*))?", re.IGNORECASE | re.DOTAL
 _PARAM = re.compile(r'\s*([A-Za-z0-9-]+)\s*=\s*("[^"\\]*"|[^;\s"]+)\s*(?:;|$)')
 _IDENTITY = {"", "7bit", "8bit", "binary"}
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # what mime.clean drops
+QUICK_MAX = mime.SUMMARY_READ
+"""Larger messages are left to mime.summarize, which reads at most this of a text body."""
 
 
 def _fields(block: bytes) -> dict[bytes, bytes] | None:
@@ -82,10 +86,7 @@ def _header(name: str, value: str) -> str:
             return _clean(unfolded)
         elif name == "message-id" and _MSG_ID.fullmatch(value):
             return value
-    try:
-        return mime.clean(str(policy.default.header_fetch_parse(name, value)))
-    except Exception:  # noqa: BLE001 - as mime.header: malformed headers never fail
-        return mime.decode_words(value) if "=?" in value else mime.clean(value)
+    return headers.value(name, value)
 
 
 def _charset(content_type: str | None) -> tuple[bool, str | None]:
@@ -122,9 +123,9 @@ def _clean(text: str) -> str:
 def quick(raw: bytes) -> mime.Summary | None:
     """The summary of a single-part text/plain message with plain headers, else None.
 
-    Large messages (over mime.PARSE_IN_THREAD) are left to mime.summarize, which is run
-    off the event loop for them and bounds what it reads of a big body."""
-    if len(raw) > mime.PARSE_IN_THREAD:
+    Large messages (over QUICK_MAX) are left to mime.summarize, which bounds what it reads
+    of a big body."""
+    if len(raw) > QUICK_MAX:
         return None
     split = _HEADER_END.search(raw)
     if split is None or raw.startswith((b"\r\n", b"\n")):
@@ -163,5 +164,11 @@ _HEADERS = ("subject", "from", "to", "cc", "message-id")
 
 
 def summarize(raw: bytes) -> mime.Summary:
-    """The summary row's fields of a raw message: the short way when possible."""
-    return quick(raw) or mime.summarize(raw)
+    """The summary row's fields of a raw message: the short way when possible. Never
+    raises: reading a message never decides whether it is stored."""
+    try:
+        found = quick(raw)
+    except Exception:  # the full road reads what can be read
+        log.warning("the quick summary failed; reading the message in full", exc_info=True)
+        found = None
+    return found or mime.summarize(raw)

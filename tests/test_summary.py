@@ -93,7 +93,7 @@ FULL = {
     "a line that is not a header": message("Subject: x", "not a header line"),
     "space before the colon": message("Subject : x"),
     "larger than the quick road takes": message(
-        "Subject: big", body=b"line of text\r\n" * (mime.PARSE_IN_THREAD // 14 + 1)
+        "Subject: big", body=b"line of text\r\n" * (summary.QUICK_MAX // 14 + 1)
     ),
 }
 

@@ -1,5 +1,5 @@
-"""The large-message helpers, pure: DATA's wire form made in chunks, and the skeleton a
-large message's summary is parsed from."""
+"""The large-message helpers, pure: DATA's wire form made in chunks, and the summary of a
+large message read from the start of its text."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from email.message import EmailMessage
 import pytest
 from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
 
-from relay import mime, skeleton
+from relay import mime
 from relay.delivery.data import wire_chunks
 
 
@@ -48,7 +48,7 @@ def test_chunks_stay_near_their_size() -> None:
 
 
 def big(attachments: int = 2, text: str = "See attached.\n") -> bytes:
-    """A multipart message over skeleton.LARGE: text, an HTML alternative, attachments."""
+    """A multipart message of over a megabyte: text, an HTML alternative, attachments."""
     msg = EmailMessage()
     msg["Subject"] = "Quarterly figures"
     msg["From"] = "Alice <alice@example.com>"
@@ -64,7 +64,7 @@ def big(attachments: int = 2, text: str = "See attached.\n") -> bytes:
             filename=f"part{i}.bin",
         )
     raw = msg.as_bytes()
-    assert len(raw) > skeleton.LARGE
+    assert len(raw) > 1024 * 1024
     return raw
 
 
@@ -83,15 +83,9 @@ def big(attachments: int = 2, text: str = "See attached.\n") -> bytes:
 def test_summary_of_a_large_message_equals_the_full_parse(
     raw: bytes, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Parsing the skeleton gives the summary that parsing the whole message gives."""
-    cut = skeleton.skeleton(raw)
-    assert len(cut) < len(raw) // 2
+    """Reading the first SUMMARY_READ bytes of the text gives the summary that reading all
+    of it gives."""
+    assert len(raw) > 4 * mime.SUMMARY_READ
     summary = mime.summarize(raw)
-    monkeypatch.setattr(skeleton, "LARGE", len(raw))  # parse it whole
+    monkeypatch.setattr(mime, "SUMMARY_READ", len(raw))  # read it whole
     assert summary == mime.summarize(raw)
-
-
-def test_small_messages_are_parsed_whole() -> None:
-    """Up to skeleton.LARGE the message is its own skeleton."""
-    raw = b"Subject: small\r\n\r\n" + b"x" * 1000 + b"\r\n"
-    assert skeleton.skeleton(raw) is raw

@@ -21,6 +21,7 @@ from web import api, listing, live, message, queue, release
 from web.ops import Readiness
 from web.rendering import make_templates
 from web.security import CsrfTokens, SecurityMiddleware
+from web.structures import Structures
 
 HERE = Path(__file__).parent
 
@@ -95,4 +96,5 @@ def create_app(
     app.state.ready = ready
     app.state.started = time.monotonic()
     app.state.templates = make_templates(HERE / "templates")
+    app.state.structures = Structures()
     return app

@@ -9,7 +9,6 @@ for them, are loaded by the browser (https only).
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 from urllib.parse import quote
@@ -24,10 +23,13 @@ from relay.store.queue_view import actions_for
 from web import htmlbody
 from web.listing import navigation, render, safe_next, store_of
 from web.security import check_post
+from web.structures import Structures
 
 TABS = ("html", "text", "headers", "source", "attachments", "deliveries")
-SOURCE_SHOWN = 2 * 1024 * 1024
-"""Bytes of the raw message shown on the Source tab (the download has all of it)."""
+SHOWN = 2 * 1024 * 1024
+"""Bytes of the raw message shown on the Source tab, and characters of the text and of
+the HTML shown on theirs (a download has all of it): a browser takes seconds to lay out
+more, minutes for 30 MB."""
 _UNSAFE_FILENAME = re.compile(r"[^\w.\-+()\[\] ]+", re.UNICODE)
 _INLINE_TYPES = ("image/png", "image/gif", "image/jpeg", "image/webp", "image/bmp")
 RECIPIENT_ACTIONS = ("retry", "hold", "release", "cancel")
@@ -44,11 +46,24 @@ async def _message_or_404(request: Request) -> tuple[MessageRow, bytes]:
     return row, raw
 
 
-async def view_of(raw: bytes) -> mime.MessageView:
-    """The view of a raw message, parsed off the event loop when it is large."""
-    if len(raw) > mime.PARSE_IN_THREAD:
-        return await asyncio.to_thread(mime.view, raw)
-    return mime.view(raw)
+def structures_of(request: Request) -> Structures:
+    """Where the app keeps the structure of large messages it has read."""
+    structures: Structures = request.app.state.structures
+    return structures
+
+
+async def view_of(request: Request, message_id: str, raw: bytes) -> mime.MessageView:
+    """The view of a stored message, read off the event loop when it is large."""
+    return await structures_of(request).view(message_id, raw)
+
+
+async def part_of(request: Request, message_id: str, part_id: str) -> mime.Found | None:
+    """One part of a stored message and its bytes (None: no such message or part), only
+    that part decoded, off the event loop when it is large."""
+    raw = await store_of(request).messages.raw(message_id)
+    if raw is None:
+        return None
+    return await structures_of(request).part(message_id, raw, part_id)
 
 
 def _remote_images(request: Request) -> bool:
@@ -58,7 +73,7 @@ def _remote_images(request: Request) -> bool:
 async def message_page(request: Request) -> Response:
     """One message: summary, warnings, then the chosen tab."""
     row, raw = await _message_or_404(request)
-    view = await view_of(raw)
+    view = await view_of(request, row.id, raw)
     tab = request.query_params.get("tab") or ("html" if view.html else "text")
     if tab not in TABS:
         raise HTTPException(400, f"tab must be one of {', '.join(TABS)}")
@@ -67,7 +82,7 @@ async def message_page(request: Request) -> Response:
     timeline = await store_of(request).timeline.of_message(row.id) if tab == "deliveries" else []
     source = ""
     if tab == "source":
-        source = raw[:SOURCE_SHOWN].decode("utf-8", errors="replace")
+        source = raw[:SHOWN].decode("utf-8", errors="replace")
     return render(
         request,
         "message.html",
@@ -76,8 +91,12 @@ async def message_page(request: Request) -> Response:
             "view": view,
             "tab": tab,
             "tabs": TABS,
+            "shown": SHOWN,
             "source": source,
-            "source_truncated": len(raw) > SOURCE_SHOWN,
+            "source_truncated": len(raw) > SHOWN,
+            "text": (view.text or "")[:SHOWN],
+            "text_truncated": len(view.text or "") > SHOWN,
+            "html_truncated": len(view.html or "") > SHOWN,
             "remote": bool(view.html) and htmlbody.has_remote_content(view.html or ""),
             "remote_images": _remote_images(request),
             "sandbox": htmlbody.FRAME_SANDBOX,
@@ -100,10 +119,11 @@ async def message_source(request: Request) -> Response:
 
 
 async def message_html(request: Request) -> Response:
-    """The HTML body alone, for the sandboxed iframe, under a strict CSP."""
+    """The HTML body alone (its first SHOWN characters), for the sandboxed iframe, under a
+    strict CSP."""
     row, raw = await _message_or_404(request)
-    view = await view_of(raw)
-    html = htmlbody.prepare(view.html or "", row.id, view.cid_map)
+    view = await view_of(request, row.id, raw)
+    html = htmlbody.prepare((view.html or "")[:SHOWN], row.id, view.cid_map)
     return HTMLResponse(
         html,
         headers={
@@ -129,9 +149,9 @@ def content_disposition(kind: str, filename: str) -> str:
 
 
 async def message_part(request: Request) -> Response:
-    """One attachment or inline part, with its content type and a safe file name."""
-    _row, raw = await _message_or_404(request)
-    found = mime.part(raw, request.path_params["part_id"])
+    """One part (an attachment, or a text or HTML body), with its content type and a safe
+    file name."""
+    found = await part_of(request, request.path_params["id"], request.path_params["part_id"])
     if found is None:
         raise HTTPException(404, "no such part")
     return part_response(*found)

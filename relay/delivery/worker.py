@@ -33,6 +33,7 @@ from relay.delivery.retry import Reply
 from relay.delivery.sender import Sender, Sent
 from relay.delivery.session import Envelope
 from relay.metrics import Metrics
+from relay.offload import INGEST
 from relay.status import Status
 from relay.store import Claim, NewMessage, NewRecipient, Result, Store
 from relay.store.queue import MX_ROUTE
@@ -311,7 +312,7 @@ class Worker:
             mail_from="",
             recipients=[NewRecipient(claim.mail_from, decision.label, status)],
             raw=data,
-            summary=mime.summarize(data),
+            summary=await INGEST.run(len(data), mime.summarize, data),
             listener="dsn",
             peer="127.0.0.1",
             helo=hostname,

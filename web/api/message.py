@@ -9,7 +9,7 @@ import time
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 
-from relay import address, mime
+from relay import address
 from web import htmlbody
 from web.api import shapes
 from web.api.common import (
@@ -23,7 +23,7 @@ from web.api.common import (
     store_of,
     string_list,
 )
-from web.message import part_response, view_of
+from web.message import part_of, part_response, view_of
 from web.release import MAX_ADDRESSES
 
 
@@ -31,7 +31,7 @@ from web.release import MAX_ADDRESSES
 async def get_message(request: Request) -> Response:
     """GET /api/v1/message/{ID}: Mailpit's Message (bodies, parts); marks it read."""
     row, raw = await message_and_raw(request)
-    view = await view_of(raw)
+    view = await view_of(request, row.id, raw)
     if not row.read:
         await store_of(request).set_read([row.id], True)
     return JSONResponse(shapes.message(row, view))
@@ -40,8 +40,8 @@ async def get_message(request: Request) -> Response:
 @endpoint
 async def get_headers(request: Request) -> Response:
     """GET /api/v1/message/{ID}/headers: {Name: [values]}, names in alphabetical order."""
-    _row, raw = await message_and_raw(request)
-    return JSONResponse(shapes.headers(await view_of(raw)))
+    row, raw = await message_and_raw(request)
+    return JSONResponse(shapes.headers(await view_of(request, row.id, raw)))
 
 
 @endpoint
@@ -53,9 +53,8 @@ async def get_raw(request: Request) -> Response:
 
 @endpoint
 async def get_part(request: Request) -> Response:
-    """GET /api/v1/message/{ID}/part/{PartID}: one attachment or inline part."""
-    _row, raw = await message_and_raw(request)
-    found = mime.part(raw, str(request.path_params["PartID"]))
+    """GET /api/v1/message/{ID}/part/{PartID}: one part (attachment, inline or body)."""
+    found = await part_of(request, await message_id(request), str(request.path_params["PartID"]))
     if found is None:
         raise ApiError(404, "part not found")
     return part_response(*found)
@@ -69,7 +68,7 @@ async def view_html(request: Request) -> Response:
     `?embed=1` links also open in a new tab.
     """
     row, raw = await message_and_raw(request)
-    view = await view_of(raw)
+    view = await view_of(request, row.id, raw)
     if not view.html:
         raise ApiError(404, "the message has no HTML body")
     new_tab = request.query_params.get("embed") == "1"
@@ -88,8 +87,8 @@ async def view_html(request: Request) -> Response:
 @endpoint
 async def view_text(request: Request) -> Response:
     """GET /view/{ID}.txt: the text body (made from the HTML when there is no text part)."""
-    _row, raw = await message_and_raw(request)
-    view = await view_of(raw)
+    row, raw = await message_and_raw(request)
+    view = await view_of(request, row.id, raw)
     return PlainTextResponse(view.text or "")
 
 
