@@ -32,9 +32,9 @@ $(JS_STAMP): tests/js/package-lock.json
 		npm ci --prefix tests/js --no-audit --no-fund --loglevel=error && touch $@; \
 	else echo "npm not found: tests/test_mailpit_client.py will be skipped"; fi
 
-## test: the whole suite
+## test: the whole suite, one worker per core (pytest-xdist)
 test: $(TEST_STAMP) $(JS_STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist worksteal
 
 ## check: lint and type-check
 check: $(TEST_STAMP)
