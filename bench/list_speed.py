@@ -25,7 +25,7 @@ import httpx
 
 from bench.seed import seed
 from relay.config import Config, StorageConfig
-from relay.search import parse
+from relay.query import parse
 from relay.store import Filter, Store
 from web import create_app
 

@@ -2,7 +2,7 @@
 
 `seed` bulk-inserts the rows the SMTP handler writes (summary, raw bytes, search text, one
 recipient: a mix of statuses, listeners and users), far faster than sending them;
-`add_large` stores one real multipart message of about 1 MB through `relay.submit`, the
+`add_large` stores one real multipart message of about 1 MB through `relay.ingest`, the
 function SMTP DATA and the send API store mail with.
 """
 
@@ -18,11 +18,11 @@ from sqlalchemy import insert, text
 
 from relay import ids
 from relay.config import Config
-from relay.mime import TEXT_LIMIT
+from relay.ingest import Origin, submit
+from relay.mime.summary import TEXT_LIMIT
 from relay.store import Store
 from relay.store.schema import message, message_raw, message_text, recipient
 from relay.store.search import search_text
-from relay.submit import Origin, submit
 
 WORDS = (  # noqa: SIM905 - one string reads better
     "invoice order shipment account password reset welcome newsletter report meeting "

@@ -100,7 +100,7 @@ async def prepare(url: str, count: int, size: int) -> tuple[str, int, str]:
     finally:
         await store.close()
     assert raw is not None
-    attachments = mime.view(raw).attachments
+    attachments = mime.view.of(raw).attachments
     return large_id, stored, attachments[0].part_id
 
 

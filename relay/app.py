@@ -16,9 +16,9 @@ from relay import routing
 from relay.config import ROLES, Config, resolved
 from relay.delivery.worker import Worker
 from relay.errors import StartupError
-from relay.helpers import Helpers, PrimaryLink
+from relay.housekeeping import Retention
 from relay.metrics import Metrics
-from relay.retention import Retention
+from relay.processes import Helpers, PrimaryLink
 from relay.smtp.auth import Authenticator
 from relay.smtp.handler import Handler
 from relay.smtp.listener import Listener
@@ -61,7 +61,7 @@ class Relay:
         self, config: Config, helper_command: list[str] | None = None, helper: bool = False
     ) -> None:
         """`helper_command` starts an SMTP helper process (`[server] smtp_processes`; the
-        helper's number is appended); `helper` makes this process one (relay.helpers)."""
+        helper's number is appended); `helper` makes this process one (relay.processes)."""
         config = resolved(config)
         self.config = config
         self.roles = frozenset(config.server.roles)

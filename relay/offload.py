@@ -1,7 +1,7 @@
 """Reading large messages off the event loop, a few at a time.
 
 Decoding a large message's parts is CPU work: on the event loop it would stall every SMTP
-session and page meanwhile. Work on a message over `mime.PARSE_IN_THREAD` bytes runs in
+session and page meanwhile. Work on a message over `PARSE_IN_THREAD` bytes runs in
 a thread of a small pool instead; the pool's size bounds how many run at once (more
 would only share the same cores and hold the GIL longer), and the rest wait their turn
 without blocking anything. Small messages are read on the loop: a thread hop would cost
@@ -16,13 +16,13 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
 
-from relay import mime
-
 P = ParamSpec("P")
 T = TypeVar("T")
 
 THREADS = 2
 """Large messages read at once by each pool."""
+PARSE_IN_THREAD = 64 * 1024
+"""Callers read messages larger than this in a worker thread, off the event loop."""
 
 
 class Offload:
@@ -34,7 +34,7 @@ class Offload:
     async def run(self, size: int, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """`fn(*args, **kwargs)`, which reads `size` bytes of mail: on the loop when that
         is small, else in one of the pool's threads (waiting for one to be free)."""
-        if size <= mime.PARSE_IN_THREAD:
+        if size <= PARSE_IN_THREAD:
             return fn(*args, **kwargs)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))

@@ -67,7 +67,7 @@ async def seed_queue(store: Store) -> list[str]:
                 mail_from=sender,
                 recipients=[NewRecipient(r[1], r[0], Status.CAPTURED) for r in rcpts],
                 raw=raw.encode(),
-                summary=mime.summarize(raw.encode()),
+                summary=mime.summary.full(raw.encode()),
                 listener="submission",
                 peer="10.0.4.17",
                 auth_user="app",

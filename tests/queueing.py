@@ -86,7 +86,7 @@ def new_message(
         mail_from=mail_from,
         recipients=rcpts,
         raw=raw,
-        summary=mime.summarize(raw),
+        summary=mime.summary.full(raw),
         listener="test",
         peer="127.0.0.1",
     )

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from relay import passwords
 from relay.app import Relay
-from relay.cli import loop_factory
+from relay.cli.serve import loop_factory
 from relay.config import AuthConfig, Config, ListenerConfig, StorageConfig, WebConfig
 
 T = TypeVar("T")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from relay import ids
-from relay.cli_output import EXIT_NOT_FOUND, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE
+from relay.cli.output import EXIT_NOT_FOUND, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE
 from relay.status import Status
 from relay.store import NewRecipient, Store
 from tests.queueing import new_message, open_store

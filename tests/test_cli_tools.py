@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from relay.cli_sendmail import EX_NOUSER, EX_OK, EX_TEMPFAIL, EX_USAGE
+from relay.cli.sendmail import EX_NOUSER, EX_OK, EX_TEMPFAIL, EX_USAGE
 from relay.config import RouteConfig
 from relay.status import Status
 from tests import mail

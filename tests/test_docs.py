@@ -67,7 +67,7 @@ def test_architecture_names_every_module() -> None:
         ("uvicorn", ("web/", "relay/app.py")),
         ("jinja2", ("web/",)),
         ("alembic", ("relay/store/",)),
-        ("sqlalchemy", ("relay/store/", "relay/smtp/tls.py", "relay/cli_queue.py")),
+        ("sqlalchemy", ("relay/store/", "relay/smtp/tls.py", "relay/cli/queue.py")),
         ("httpx", ("relay/checks/",)),
         ("tinycss2", ("relay/checks/",)),
     ],

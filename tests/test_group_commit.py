@@ -14,8 +14,9 @@ import pytest
 from sqlalchemy import event, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from relay import ids, summary
+from relay import ids
 from relay.config import StorageConfig
+from relay.mime import summary
 from relay.status import Status
 from relay.store import NewMessage, NewRecipient, Store, batch
 from relay.store.messages import MESSAGE_TABLES, insert_rows, message_rows

@@ -100,7 +100,7 @@ def api_paths(relay: RunningRelay, message_id: str, part_ids: list[str]) -> list
 
 def stored_parts(relay: RunningRelay, message_id: str) -> list[str]:
     """The part ids the message view lists."""
-    return [a.part_id for a in mime.view(relay.raw(message_id)).attachments]
+    return [a.part_id for a in mime.view.of(relay.raw(message_id)).attachments]
 
 
 @pytest.mark.parametrize("name", list(CORPUS))

@@ -43,7 +43,7 @@ def _message(status: Status = Status.CAPTURED, user: str | None = None) -> NewMe
         mail_from="sender@example.com",
         recipients=[NewRecipient("rcpt@example.com", route, status)],
         raw=raw,
-        summary=mime.summarize(raw),
+        summary=mime.summary.full(raw),
         listener="smtp",
         peer="127.0.0.1",
         auth_user=user,

@@ -50,11 +50,11 @@ CHARSETS = [
 @pytest.mark.parametrize(("charset", "text", "cte"), CHARSETS, ids=[c[0] for c in CHARSETS])
 def test_charsets_decode_body_and_subject(charset: str, text: str, cte: str) -> None:
     """Body and RFC 2047 subject in each charset decode exactly, without warnings."""
-    view = mime.view(encoded(text, text, charset, cte))
+    view = mime.view.of(encoded(text, text, charset, cte))
     assert view.subject == text
     assert view.text is not None and view.text.strip() == text
     assert view.warnings == []
-    assert mime.summarize(encoded(text, text, charset, cte)).text.strip() == text
+    assert mime.summary.full(encoded(text, text, charset, cte)).text.strip() == text
 
 
 @pytest.mark.parametrize(
@@ -72,7 +72,7 @@ def test_labels_decode_as_their_real_world_superset(label: str, data: bytes, tex
         f"Subject: x\r\nContent-Type: text/plain; charset={label}\r\n"
         "Content-Transfer-Encoding: 8bit\r\n\r\n"
     ).encode() + data
-    view = mime.view(raw)
+    view = mime.view.of(raw)
     assert view.text is not None and view.text.strip() == text
     assert view.warnings == []
 
@@ -135,7 +135,7 @@ DAMAGED = [
 )
 def test_damaged_messages_are_shown_with_a_warning(raw: bytes, shown: str, warning: str) -> None:
     """A damaged message shows what text it has and says what is wrong."""
-    view = mime.view(raw)
+    view = mime.view.of(raw)
     assert view.text is not None and shown in view.text
     assert any(warning in w for w in view.warnings), view.warnings
 
@@ -158,8 +158,8 @@ def test_damaged_messages_are_shown_with_a_warning(raw: bytes, shown: str, warni
 )
 def test_odd_subjects_decode_as_well_as_can_be(raw: bytes, subject: str) -> None:
     """Raw 8-bit headers and broken encoded words still give a readable subject."""
-    assert mime.view(raw).subject == subject
-    assert mime.summarize(raw).subject == subject
+    assert mime.view.of(raw).subject == subject
+    assert mime.summary.full(raw).subject == subject
 
 
 def nested() -> bytes:
@@ -198,7 +198,7 @@ def nested() -> bytes:
 
 def test_nested_multiparts_give_text_html_and_every_attachment() -> None:
     """Text and HTML are found deep inside; image, RFC 2231 PDF and forwarded mail listed."""
-    view = mime.view(nested())
+    view = mime.view.of(nested())
     assert view.text is not None and view.text.strip() == "Текст письма"
     assert view.html is not None and "cid:logo@x" in view.html
     by_type = {a.content_type: a for a in view.attachments}
@@ -206,11 +206,11 @@ def test_nested_multiparts_give_text_html_and_every_attachment() -> None:
     assert by_type["application/pdf"].filename == "报告 2024.pdf"
     assert by_type["message/rfc822"].filename == "Forwarded one.eml"
     assert view.cid_map == {"logo@x": by_type["image/png"].part_id}
-    found = mime.part(nested(), by_type["application/pdf"].part_id)
+    found = mime.view.part(nested(), by_type["application/pdf"].part_id)
     assert found is not None and found[1] == mail.PDF
-    forwarded = mime.part(nested(), by_type["message/rfc822"].part_id)
+    forwarded = mime.view.part(nested(), by_type["message/rfc822"].part_id)
     assert forwarded is not None and b"inner body" in forwarded[1]
-    assert mime.summarize(nested()).attachments == 2
+    assert mime.summary.full(nested()).attachments == 2
     assert view.warnings == []
 
 
@@ -221,16 +221,16 @@ def test_html_only_message_gets_text_from_its_html() -> None:
         b"<html><head><style>p{}</style><title>T</title></head>"
         b"<body><p>First&nbsp;line</p><p>Second <b>line</b></p><script>x()</script></body></html>"
     )
-    view = mime.view(raw)
+    view = mime.view.of(raw)
     assert view.text_from_html
     assert view.text == "First line\n\nSecond line"
-    assert mime.summarize(raw).snippet == "First line Second line"
+    assert mime.summary.full(raw).snippet == "First line Second line"
 
 
 def test_raw_headers_are_the_header_block_as_received() -> None:
     """The raw header view is the header block, folded lines kept, body left out."""
     raw = b"Subject: one\r\nX-Long: a\r\n b\r\n\r\nbody here\r\n"
-    view = mime.view(raw)
+    view = mime.view.of(raw)
     assert view.raw_headers == "Subject: one\nX-Long: a\n b"
     assert ("X-Long", "a b") in view.headers
 
@@ -254,10 +254,10 @@ def test_raw_headers_are_the_header_block_as_received() -> None:
 )
 def test_garbage_never_raises(raw: bytes) -> None:
     """Whatever the bytes, view, summarize and part return instead of raising."""
-    view = mime.view(raw)
-    mime.summarize(raw)
+    view = mime.view.of(raw)
+    mime.summary.full(raw)
     for attachment in view.attachments:
-        mime.part(raw, attachment.part_id)
+        mime.view.part(raw, attachment.part_id)
     for text in (view.subject, view.text or "", view.html or "", *(v for _, v in view.headers)):
         text.encode("utf-8")  # no lone surrogates: the page can always be encoded
 
@@ -269,14 +269,14 @@ def test_deeply_nested_parts_are_shown_not_recursed_into(depth: int) -> None:
     from tests.hostile_mail import nested
 
     raw = nested(depth)
-    view = mime.view(raw)
-    assert mime.summarize(raw).subject == view.subject == "deep"
-    if depth < mime.MAX_MULTIPARTS:
+    view = mime.view.of(raw)
+    assert mime.summary.full(raw).subject == view.subject == "deep"
+    if depth < mime.view.MAX_MULTIPARTS:
         assert view.text == "innermost\r\n"
-        assert mime.TOO_DEEP not in view.warnings
+        assert mime.view.TOO_DEEP not in view.warnings
     else:
         assert view.text is not None and "innermost" in view.text
-        assert mime.TOO_DEEP in view.warnings
+        assert mime.view.TOO_DEEP in view.warnings
 
 
 @pytest.mark.parametrize(
@@ -287,15 +287,15 @@ def test_nesting_is_counted_whatever_the_spelling(spelling: bytes) -> None:
     """Multipart containers count towards the limit in any letter case and spacing."""
     from tests.hostile_mail import nested
 
-    raw = nested(mime.MAX_MULTIPARTS + 1).replace(b"Content-Type: multipart/", spelling)
-    assert mime.too_many_multiparts(raw)
-    assert not mime.too_many_multiparts(nested(mime.MAX_MULTIPARTS - 1))
-    assert mime.TOO_DEEP in mime.view(raw).warnings
+    raw = nested(mime.view.MAX_MULTIPARTS + 1).replace(b"Content-Type: multipart/", spelling)
+    assert mime.view.too_many_multiparts(raw)
+    assert not mime.view.too_many_multiparts(nested(mime.view.MAX_MULTIPARTS - 1))
+    assert mime.view.TOO_DEEP in mime.view.of(raw).warnings
 
 
 def test_lone_surrogates_from_utf7_are_replaced() -> None:
     """UTF-7 can encode half a surrogate pair; no database can store it: U+FFFD instead."""
     raw = b"Subject: =?utf-7?q?+2AA-?=\r\nContent-Type: text/plain; charset=utf-7\r\n\r\n+2AA-x\r\n"
-    summary = mime.summarize(raw)
+    summary = mime.summary.full(raw)
     assert summary.text == "\ufffdx\r\n"
     assert "\ud800" not in summary.subject

@@ -1,4 +1,4 @@
-"""MIME as real-world mailers write it, read by relay/mime.py: encoded headers under loose
+"""MIME as real-world mailers write it, read by relay/mime/view.py: encoded headers under loose
 charset labels, ISO-2022-JP with Microsoft's extensions, the HTML root of a
 multipart/related (RFC 2387, hypothesis), and one part decoded without the others."""
 
@@ -28,7 +28,7 @@ def test_encoded_subject_and_names_take_the_charset_table(label: str) -> None:
             f"Subject: Re: {s.word(label, data)}",
         ]
     )
-    view, summary = mime.view(raw), mime.summarize(raw)
+    view, summary = mime.view.of(raw), mime.summary.full(raw)
     assert view.subject == summary.subject == f"Re: {text}"
     assert view.from_ == summary.from_ == f"{text} <sender@example.com>"
     assert view.to == summary.to == f"{text} <one@example.com>, Two <two@example.com>"
@@ -53,9 +53,9 @@ def test_attachment_names_take_the_charset_table(label: str, disposition: str) -
     value = disposition.format(ext=s.rfc2231(label, data), word=s.word(label, data))
     part = s.leaf("application/octet-stream", b"data", f"Content-Disposition: {value}")
     raw = s.multipart("mixed", [s.leaf("text/plain", b"See the file.\r\n"), part], "b")
-    (attachment,) = mime.view(raw).attachments
+    (attachment,) = mime.view.of(raw).attachments
     assert attachment.filename in (text, text + ".txt")
-    found = mime.part(raw, attachment.part_id)
+    found = mime.view.part(raw, attachment.part_id)
     assert found is not None and found[0].filename == attachment.filename
     assert found[1] == b"data"
 
@@ -65,14 +65,14 @@ def test_a_character_split_across_two_words_is_whole() -> None:
     are in different words survives."""
     data = s.GBK_NAME.encode("gbk")
     subject = f"{s.word('gb2312', data[:3])} {s.word('gb2312', data[3:])}"
-    assert mime.view(s.message([f"Subject: {subject}"])).subject == s.GBK_NAME
+    assert mime.view.of(s.message([f"Subject: {subject}"])).subject == s.GBK_NAME
 
 
 @pytest.mark.parametrize("label", ["iso-2022-jp", "ISO-2022-JP", "csISO2022JP", "cp50220"])
 def test_iso_2022_jp_bodies_hold_the_nec_characters(label: str) -> None:
     """A body in ISO-2022-JP holding ① (as Outlook writes it) decodes whole, no warning."""
     body = s.jis("会議①の件です。") + b"\r\n"
-    view = mime.view(s.message([f"Content-Type: text/plain; charset={label}"], body))
+    view = mime.view.of(s.message([f"Content-Type: text/plain; charset={label}"], body))
     assert view.text == "会議①の件です。\r\n"
     assert view.warnings == []
 
@@ -89,7 +89,7 @@ def test_utf8_under_another_label_is_shown_as_utf8_with_a_warning(label: str, te
         [f"Subject: {s.word(label, data)}", f"Content-Type: text/plain; charset={label}"],
         data + b"\r\n",
     )
-    view = mime.view(raw)
+    view = mime.view.of(raw)
     assert view.subject == text
     assert view.text == text + "\r\n"
     assert any("shown as UTF-8" in w for w in view.warnings), view.warnings
@@ -98,11 +98,11 @@ def test_utf8_under_another_label_is_shown_as_utf8_with_a_warning(label: str, te
 def test_mhtml_root_is_the_html_the_type_parameter_names() -> None:
     """multipart/related; type="text/html" without start, image first: the HTML is the
     body, its text the text, the image an inline part; search gets the text."""
-    view = mime.view(s.mhtml("quarterly"))
+    view = mime.view.of(s.mhtml("quarterly"))
     assert view.html is not None and "quarterly" in view.html
     assert view.text == "The quarterly report" and view.text_from_html
     assert [a.content_type for a in view.attachments] == ["image/png"]
-    assert "quarterly" in mime.summarize(s.mhtml("quarterly")).text
+    assert "quarterly" in mime.summary.full(s.mhtml("quarterly")).text
 
 
 @st.composite
@@ -146,10 +146,10 @@ def test_related_root_wherever_it_is(case: tuple[bytes, str]) -> None:
     """Wherever the root of a multipart/related is and however it is named, its HTML is
     the HTML body, its words the text and the summary's, and no decoy is taken."""
     raw, marker = case
-    view = mime.view(raw)
+    view = mime.view.of(raw)
     assert view.html is not None and marker in view.html and "decoy" not in view.html
     assert view.text is not None and marker in view.text
-    assert marker in mime.summarize(raw).text
+    assert marker in mime.summary.full(raw).text
 
 
 def counting(monkeypatch: pytest.MonkeyPatch) -> list[int]:
@@ -178,8 +178,8 @@ def test_one_part_is_decoded_without_the_others(monkeypatch: pytest.MonkeyPatch)
         for i in range(300)
     ]
     raw = s.multipart("mixed", [s.leaf("text/plain", b"Files.\r\n"), *files], "many")
-    wanted = mime.view(raw).attachments[150]
+    wanted = mime.view.of(raw).attachments[150]
     calls = counting(monkeypatch)
-    found = mime.part(raw, wanted.part_id)
+    found = mime.view.part(raw, wanted.part_id)
     assert found is not None and found[0].filename == "f150.bin"
     assert len(calls) == 1

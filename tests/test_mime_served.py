@@ -17,7 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from relay import mime, offload, summary
+from relay import mime, offload
+from relay.mime import summary
 from tests import mime_samples as s
 from tests.mail import wire_form
 from tests.support import RunningRelay, make_config
@@ -127,7 +128,7 @@ def test_a_summary_that_fails_never_refuses_mail(
         raise RuntimeError("a parser bug")
 
     monkeypatch.setattr(summary, "quick", broken)
-    monkeypatch.setattr(mime, "scan", broken)
+    monkeypatch.setattr(mime.view, "scan", broken)
     data = s.mhtml("unreadable")
     with caplog.at_level(logging.WARNING, logger="relay"):
         message_id = send(served, data, ["me@example.com"])
@@ -204,13 +205,13 @@ def test_any_header_bytes_are_accepted_and_stored_exactly(
 def recording(
     monkeypatch: pytest.MonkeyPatch, names: list[str]
 ) -> tuple[list[str], Callable[[], int]]:
-    """Wrap mime's functions `names` to record the thread each call runs in and the most
-    calls running at once."""
+    """Wrap the functions `names` of relay.mime.view to record the thread each call runs
+    in and the most calls running at once."""
     threads: list[str] = []
     running, peak = [0], [0]
     lock = threading.Lock()
     for name in names:
-        real: Callable[..., Any] = getattr(mime, name)
+        real: Callable[..., Any] = getattr(mime.view, name)
 
         def wrapper(*args: Any, _real: Callable[..., Any] = real) -> Any:
             with lock:
@@ -223,7 +224,7 @@ def recording(
                 with lock:
                     running[0] -= 1
 
-        monkeypatch.setattr(mime, name, wrapper)
+        monkeypatch.setattr(mime.view, name, wrapper)
     return threads, lambda: peak[0]
 
 
@@ -248,8 +249,8 @@ def test_large_messages_are_read_once_in_a_bounded_pool(
     event loop, at most offload.THREADS at a time, and each message is scanned once
     however many of its parts are downloaded; every part comes back whole."""
     messages = {send(served, many_files(400, tag), ["me@example.com"]): tag for tag in "abcdefgh"}
-    assert len(many_files(400, "a")) > mime.PARSE_IN_THREAD
-    threads, peak = recording(monkeypatch, ["structure", "view"])
+    assert len(many_files(400, "a")) > offload.PARSE_IN_THREAD
+    threads, peak = recording(monkeypatch, ["structure", "of"])
     jobs = [(m, str(p)) for p in range(2, 402, 50) for m in messages]
 
     def download(job: tuple[str, str]) -> bytes:

@@ -8,7 +8,7 @@ from tests import mail
 
 def test_summary_of_chinese_alternative() -> None:
     """Subject decoded from RFC 2047, addresses decoded, snippet from the GBK text part."""
-    summary = mime.summarize(mail.chinese_alternative())
+    summary = mime.summary.full(mail.chinese_alternative())
     assert summary.subject == mail.CHINESE_SUBJECT
     assert summary.from_ == "张三 <zhang@example.cn>"
     assert summary.snippet == mail.GBK_TEXT
@@ -17,9 +17,9 @@ def test_summary_of_chinese_alternative() -> None:
 
 def test_summary_counts_attachments_not_inline_images() -> None:
     """The PDF counts as an attachment; the inline cid: image does not."""
-    summary = mime.summarize(mail.with_attachments())
+    summary = mime.summary.full(mail.with_attachments())
     assert summary.attachments == 1
-    view = mime.view(mail.with_attachments())
+    view = mime.view.of(mail.with_attachments())
     assert sorted((a.filename, a.inline) for a in view.attachments) == [
         ("logo.png", True),
         ("report.pdf", False),
@@ -33,7 +33,7 @@ def test_unknown_charset_is_shown_with_a_warning() -> None:
         b"Subject: =?x-unknown?q?caf=E9?=\r\nContent-Type: text/plain; charset=x-klingon\r\n"
         b"\r\nhello \xc3\xa9\r\n"
     )
-    view = mime.view(raw)
+    view = mime.view.of(raw)
     assert view.text == "hello é\r\n"
     assert any("x-klingon" in w for w in view.warnings)
     assert "caf" in view.subject
@@ -42,7 +42,7 @@ def test_unknown_charset_is_shown_with_a_warning() -> None:
 def test_missing_boundary_never_raises() -> None:
     """A multipart without its boundary still gives a view, with a warning."""
     raw = b"Subject: broken\r\nContent-Type: multipart/mixed\r\n\r\n--x\r\n\r\nbody\r\n--x--\r\n"
-    view = mime.view(raw)
+    view = mime.view.of(raw)
     assert view.subject == "broken"
     assert view.warnings
-    assert mime.summarize(raw).subject == "broken"
+    assert mime.summary.full(raw).subject == "broken"

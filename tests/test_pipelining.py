@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from relay.delivery.session import command
+from relay.delivery.transaction import command
 from relay.status import Status
 from relay.store import Store
 from tests.queueing import (

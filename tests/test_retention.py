@@ -31,7 +31,7 @@ async def add(store: Store, age: float, *statuses: Status) -> str:
         mail_from="s@example.com",
         recipients=[NewRecipient(f"r{i}@example.com", status=s) for i, s in enumerate(statuses)],
         raw=raw,
-        summary=mime.summarize(raw),
+        summary=mime.summary.full(raw),
         listener="smtp",
         peer="127.0.0.1",
     )

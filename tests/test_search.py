@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from relay.search import Field, Term, parse, parse_size
+from relay.query import Field, Term, parse, parse_size
 
 
 @pytest.mark.parametrize(

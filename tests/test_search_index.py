@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import inspect, text
 
 from relay.config import StorageConfig
-from relay.search import Field, Query, Term, parse
+from relay.query import Field, Query, Term, parse
 from relay.store import Filter, Indexer, Store
 from tests.queueing import new_message, open_store
 from tests.webkit import add, message

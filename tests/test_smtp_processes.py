@@ -307,7 +307,7 @@ async def test_what_a_helper_stores_reaches_the_primary(tmp_path: Path) -> None:
     to `on_raw` first (the primary's worker then sends them without reading them back).
     The helper is a real process."""
     from relay.config import StorageConfig
-    from relay.helpers import Helpers
+    from relay.processes import Helpers
     from relay.store import Events
     from relay.store.batch import GroupCommit
     from relay.store.database import Database

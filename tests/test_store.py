@@ -23,7 +23,7 @@ def new_message(raw: bytes, rcpts: list[str], when: float | None = None) -> NewM
         mail_from="sender@example.com",
         recipients=[NewRecipient(a) for a in rcpts],
         raw=raw,
-        summary=mime.summarize(raw),
+        summary=mime.summary.full(raw),
         listener="smtp",
         peer="127.0.0.1",
     )

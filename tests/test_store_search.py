@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from relay.search import parse
+from relay.query import parse
 from relay.status import Status
 from relay.store import Filter, Indexer, Store, messages, search
 from tests.webkit import add, message

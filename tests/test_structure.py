@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from relay import structure
+from relay.mime import structure
 
 LEAF_TYPES = ["text/plain", "text/html", "image/png", "application/pdf", None, "TEXT/Plain"]
 SUBTYPES = ["mixed", "alternative", "related", "digest", "signed"]

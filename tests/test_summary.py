@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from relay import mime, summary
+from relay import mime
+from relay.mime import summary
 from tests import mail
 
 CRLF = b"\r\n"
@@ -103,14 +104,14 @@ def test_quick_summary_equals_the_full_parse(raw: bytes) -> None:
     """For single text/plain parts the quick road is taken and gives the same Summary."""
     fast = summary.quick(raw)
     assert fast is not None
-    assert fast == mime.summarize(raw)
+    assert fast == mime.summary.full(raw)
 
 
 @pytest.mark.parametrize("raw", FULL.values(), ids=FULL.keys())
 def test_anything_else_goes_through_the_full_parse(raw: bytes) -> None:
     """Multipart, attachments, encoded bodies, 8-bit headers, odd syntax: the full parse."""
     assert summary.quick(raw) is None
-    assert summary.summarize(raw) == mime.summarize(raw)
+    assert summary.summarize(raw) == mime.summary.full(raw)
 
 
 def test_quick_summary_of_a_typical_message() -> None:

@@ -54,7 +54,7 @@ async def add(
             mail_from=mail_from,
             recipients=recipients,
             raw=raw,
-            summary=mime.summarize(raw),
+            summary=mime.summary.full(raw),
             listener=listener,
             peer="127.0.0.1",
             auth_user=user,

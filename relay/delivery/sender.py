@@ -16,11 +16,11 @@ from dataclasses import dataclass
 import aiosmtplib
 
 from relay.config import Config, ConnectionSettings
-from relay.delivery import retry, session
+from relay.delivery import retry, transaction
 from relay.delivery.mx import MxResolver
 from relay.delivery.pool import Pool, Target
 from relay.delivery.retry import Reply
-from relay.delivery.session import Envelope
+from relay.delivery.transaction import Envelope
 from relay.errors import DeliveryError
 from relay.store.queue import MX_ROUTE
 
@@ -111,7 +111,7 @@ class Sender:
         while True:
             conn = await pool.acquire()
             try:
-                replies = await session.transact(
+                replies = await transaction.transact(
                     conn.channel,
                     envelope,
                     reset=conn.reused,

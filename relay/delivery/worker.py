@@ -23,7 +23,7 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from relay import address, ids, mime, routing
+from relay import address, ingest
 from relay.clock import Clock, SystemClock
 from relay.config import Config
 from relay.delivery import dsn, retry
@@ -31,11 +31,10 @@ from relay.delivery.mx import MxResolver
 from relay.delivery.recorder import Recorder
 from relay.delivery.retry import Reply
 from relay.delivery.sender import Sender, Sent
-from relay.delivery.session import Envelope
+from relay.delivery.transaction import Envelope
 from relay.metrics import Metrics
-from relay.offload import INGEST
 from relay.status import Status
-from relay.store import Claim, NewMessage, NewRecipient, Result, Store
+from relay.store import Claim, Result, Store
 from relay.store.queue import MX_ROUTE
 
 log = logging.getLogger(__name__)
@@ -291,7 +290,8 @@ class Worker:
     async def _bounce(
         self, claim: Claim, raw: bytes, failures: Sequence[dsn.Failure], now: float
     ) -> None:
-        """Store a DSN to the sender; it is routed (and relayed or captured) like any mail."""
+        """Store a DSN to the sender (relay.ingest): it is routed, and relayed or captured,
+        like any mail."""
         hostname = self.config.server.host_name
         data = dsn.build(
             original=raw,
@@ -301,27 +301,14 @@ class Worker:
             received_at=claim.received_at,
             now=now,
         )
-        decision = routing.route(claim.mail_from, self.config.route)
-        if decision.action == "reject":
+        bounce = await ingest.bounce(self.store, self.config, claim.mail_from, data, now)
+        if bounce is None:
             log.info("%s: no bounce, the sender's route rejects it", claim.message_id)
             return
-        status = Status.QUEUED if decision.action == "relay" else Status.CAPTURED
-        bounce = NewMessage(
-            id=ids.new_id(now),
-            received_at=now,
-            mail_from="",
-            recipients=[NewRecipient(claim.mail_from, decision.label, status)],
-            raw=data,
-            summary=await INGEST.run(len(data), mime.summarize, data),
-            listener="dsn",
-            peer="127.0.0.1",
-            helo=hostname,
-        )
-        await self.store.add_message(bounce)
         log.info(
             "%s: bounce %s to <%s> (%s)",
             claim.message_id,
-            bounce.id,
+            bounce,
             claim.mail_from,
             address.domain_of(claim.mail_from),
         )

@@ -14,12 +14,11 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from relay.address import sendable
 from relay.config import Config, ListenerConfig
+from relay.ingest import Origin, protocol, submit
 from relay.smtp import replies
 from relay.smtp.fixups import missing_headers
 from relay.smtp.policy import RecipientPolicy
-from relay.smtp.received import protocol
 from relay.store import Store
-from relay.submit import Origin, submit
 
 log = logging.getLogger(__name__)
 

@@ -24,8 +24,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 
 from relay import address
-from relay.mime import TEXT_LIMIT, Summary
-from relay.search import Field
+from relay.mime.summary import TEXT_LIMIT, Summary
+from relay.query import Field
 from relay.status import Status, message_status
 from relay.store.counts import Counts, RecipientStats, count_messages, count_recipients
 from relay.store.database import Database

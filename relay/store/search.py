@@ -1,4 +1,4 @@
-"""Search and filters as SQL: a parsed `relay.search.Query` and list filters → WHERE clauses.
+"""Search and filters as SQL: a parsed `relay.query.Query` and list filters → WHERE clauses.
 
 A message's status is derived from its recipients (relay/status.py): "failed" means some
 recipient failed and none is in a state that shows first. Both are EXISTS subqueries on
@@ -30,7 +30,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import column, literal_column, table
 from sqlalchemy.sql.visitors import InternalTraversal
 
-from relay.search import (
+from relay.query import (
     ATTACHMENT,
     READ,
     TAGGED,

@@ -23,8 +23,8 @@ from aiosmtplib.email import quote_address
 
 from relay.delivery import retry
 from relay.delivery.channel import Channel
-from relay.delivery.data import END_OF_DATA, send_data
 from relay.delivery.retry import Reply
+from relay.delivery.wire import END_OF_DATA, send_data
 
 SERVICE_CLOSING = 421
 START_INPUT = 354

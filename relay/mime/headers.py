@@ -18,7 +18,7 @@ import re
 from email import policy
 from email.message import Message
 
-from relay import charsets
+from relay.mime import charsets
 
 _WS = re.compile(r"\s+")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")

@@ -1,9 +1,9 @@
 """Raw message bytes → a view of the message: decoded headers, text, HTML, attachments.
 
-Pure functions over the message's structure (relay/structure.py), which is found without
+Pure functions over the message's structure (structure.py), which is found without
 decoding any body: a view decodes the parts it shows, a download the part it sends, a
-summary the start of the text it keeps. Headers are decoded by relay/headers.py, bodies
-by relay/charsets.py. Nothing here raises on bad input: a broken charset, a missing
+summary (summary.py) the start of the text it keeps. Headers are decoded by headers.py,
+bodies by charsets.py. Nothing here raises on bad input: a broken charset, a missing
 boundary or bad base64 yields the best text that can be had and a warning saying what
 was wrong.
 """
@@ -19,34 +19,12 @@ from email import policy
 from email.message import Message
 from email.parser import BytesHeaderParser
 
-from relay import charsets, headers
-from relay.headers import clean, decode_words, header
-from relay.htmltext import html_to_text
-from relay.structure import Part, Tree, scan
-
-__all__ = [
-    "Attachment",
-    "MessageView",
-    "Summary",
-    "clean",
-    "decode_words",
-    "header",
-    "html_to_text",
-    "part",
-    "part_in",
-    "summarize",
-    "view",
-]
+from relay.mime import charsets, headers
+from relay.mime.headers import clean, header
+from relay.mime.htmltext import html_to_text
+from relay.mime.structure import Part, Tree, scan
 
 log = logging.getLogger(__name__)
-
-SNIPPET_LENGTH = 250
-TEXT_LIMIT = 64 * 1024
-"""Characters of body text kept on the message for search."""
-SUMMARY_READ = 256 * 1024
-"""Bytes of the text body a summary decodes: base64 of this size holds well over TEXT_LIMIT."""
-PARSE_IN_THREAD = 64 * 1024
-"""Callers read messages larger than this in a worker thread, off the event loop."""
 
 TOO_DEEP = "malformed message: too many nested parts to follow: shown as text"
 MAX_MULTIPARTS = 100
@@ -57,21 +35,6 @@ fifth of the time re.IGNORECASE does (2 ms instead of 12 for 1 MB)."""
 _IDENTITY = ("", "7bit", "8bit", "binary")
 _UNREADABLE = "malformed message: its structure could not be read: shown as text"
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
-
-
-@dataclass(frozen=True)
-class Summary:
-    """The few fields kept on the message row for lists and search."""
-
-    subject: str
-    from_: str
-    to: str
-    cc: str
-    message_id: str
-    attachments: int
-    snippet: str
-    text: str = ""
-    """The body as plain text (HTML converted), at most TEXT_LIMIT characters."""
 
 
 @dataclass(frozen=True)
@@ -195,7 +158,7 @@ def _fallback_charset(tree: Tree) -> str | None:
     return None
 
 
-def _header_charset(tree: Tree) -> str | None:
+def header_charset(tree: Tree) -> str | None:
     """The charset raw 8-bit bytes in the message's headers are read in, when they are not
     UTF-8: the first one the message declares (None when its headers are ASCII)."""
     if any(charsets.has_surrogates(str(v)) for _, v in tree.root.headers.raw_items()):
@@ -247,7 +210,7 @@ def _bodies(part: Part, subtype: str) -> Iterator[Part]:
 
 
 @dataclass(frozen=True)
-class _Texts:
+class Texts:
     text: str | None
     html: str | None
     from_html: bool = False
@@ -255,7 +218,7 @@ class _Texts:
     html_part: str | None = None
 
 
-def _texts(tree: Tree, warnings: list[str], limit: int = 0) -> _Texts:
+def texts(tree: Tree, warnings: list[str], limit: int = 0) -> Texts:
     """The text and HTML bodies of a message (text made from the HTML when there is none)."""
     plain = next(_bodies(tree.root, "plain"), None)
     rich = next(_bodies(tree.root, "html"), None)
@@ -263,10 +226,10 @@ def _texts(tree: Tree, warnings: list[str], limit: int = 0) -> _Texts:
     html = _text(tree, rich, warnings, limit) if rich else None
     if plain is None and rich is None and tree.root.unparsed:
         shown = tree.body(tree.root).decode("ascii", errors="surrogateescape")
-        return _Texts(charsets.repair(shown, _fallback_charset(tree)), None)
+        return Texts(charsets.repair(shown, _fallback_charset(tree)), None)
     if plain is None and rich is not None and html is not None:
-        return _Texts(html_to_text(html, keep_lines=True), html, True, rich.part_id, rich.part_id)
-    return _Texts(
+        return Texts(html_to_text(html, keep_lines=True), html, True, rich.part_id, rich.part_id)
+    return Texts(
         text, html, False, plain.part_id if plain else None, rich.part_id if rich else None
     )
 
@@ -322,7 +285,7 @@ def _contents(tree: Tree, part: Part, warnings: list[str]) -> bytes:
     return _payload(tree, part, warnings)
 
 
-def _attachments(tree: Tree, warnings: list[str] | None) -> list[Attachment]:
+def attachments(tree: Tree, warnings: list[str] | None) -> list[Attachment]:
     """The attachments of a message; with `warnings` None their bodies are not decoded
     (size 0)."""
     found = []
@@ -333,51 +296,7 @@ def _attachments(tree: Tree, warnings: list[str] | None) -> list[Attachment]:
     return found
 
 
-def summarize(raw: bytes) -> Summary:
-    """The summary row's fields of a raw message (of its text, the first SUMMARY_READ
-    bytes). Never raises: what cannot be read is left empty and logged."""
-    try:
-        return _summary(structure(raw))
-    except Exception:  # a summary never decides whether mail is stored
-        log.warning("could not read the message's summary; kept what could be read", exc_info=True)
-        return _salvage(raw)
-
-
-def _summary(tree: Tree) -> Summary:
-    top, fallback = tree.root.headers, _header_charset(tree)
-    texts = _texts(tree, [], SUMMARY_READ)
-    text = (texts.text or "")[:TEXT_LIMIT]
-    return Summary(
-        subject=header(top, "Subject", fallback),
-        from_=header(top, "From", fallback),
-        to=header(top, "To", fallback),
-        cc=header(top, "Cc", fallback),
-        message_id=header(top, "Message-ID").strip("<> "),
-        attachments=sum(1 for a in _attachments(tree, None) if not a.inline),
-        snippet=clean(text[: SNIPPET_LENGTH * 4])[:SNIPPET_LENGTH],
-        text=text,
-    )
-
-
-def _salvage(raw: bytes) -> Summary:
-    """The header fields that can be read one by one, when the message as a whole cannot."""
-    try:
-        top = parse_headers(raw)
-    except Exception:  # noqa: BLE001
-        top = Message()
-
-    def read(name: str) -> str:
-        try:
-            return header(top, name)
-        except Exception:  # noqa: BLE001
-            return ""
-
-    fields = ("Subject", "From", "To", "Cc", "Message-ID")
-    subject, from_, to, cc, message_id = (read(name) for name in fields)
-    return Summary(subject, from_, to, cc, message_id.strip("<> "), 0, "")
-
-
-def view(raw: bytes, tree: Tree | None = None) -> MessageView:
+def of(raw: bytes, tree: Tree | None = None) -> MessageView:
     """The full decoded view of a raw message (whose structure is `tree` when known)."""
     try:
         return _view(raw, tree or structure(raw))
@@ -388,9 +307,9 @@ def view(raw: bytes, tree: Tree | None = None) -> MessageView:
 
 def _view(raw: bytes, tree: Tree) -> MessageView:
     warnings: list[str] = []
-    top, fallback = tree.root.headers, _header_charset(tree)
-    texts = _texts(tree, warnings)
-    attachments = _attachments(tree, warnings)
+    top, fallback = tree.root.headers, header_charset(tree)
+    bodies = texts(tree, warnings)
+    found = attachments(tree, warnings)
     return MessageView(
         subject=header(top, "Subject", fallback),
         from_=header(top, "From", fallback),
@@ -399,14 +318,14 @@ def _view(raw: bytes, tree: Tree) -> MessageView:
         date=header(top, "Date", fallback),
         message_id=header(top, "Message-ID").strip("<> "),
         headers=headers.decoded(top, fallback),
-        text=texts.text,
-        html=texts.html,
-        attachments=attachments,
+        text=bodies.text,
+        html=bodies.html,
+        attachments=found,
         warnings=tree.defects + warnings,
         raw_headers=headers.raw_block(raw),
-        text_from_html=texts.from_html,
-        text_part=texts.text_part,
-        html_part=texts.html_part,
+        text_from_html=bodies.from_html,
+        text_part=bodies.text_part,
+        html_part=bodies.html_part,
     )
 
 

@@ -7,7 +7,7 @@ import argparse
 import logging
 from typing import TYPE_CHECKING, Any
 
-from relay.cli_output import (
+from relay.cli.output import (
     DB_HELP,
     DEFAULT_CONFIG,
     EXIT_FAILURE,
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 def _database(config: Config) -> Database:
     """The database of `config`, not yet connected."""
-    from relay.store import Database  # here, not on top: see cli_output.run_async
+    from relay.store import Database  # here, not on top: see output.run_async
 
     return Database(config.storage)
 

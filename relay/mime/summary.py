@@ -4,7 +4,7 @@ Most mail that arrives in bulk is a single text/plain part with plain ASCII head
 such a message the header block is scanned for the few headers the row keeps, the common
 header forms are decoded directly, and the body is decoded in one step: no parse tree, no
 object per header. Everything else (multipart mail, attachments, base64 bodies, 8-bit or
-RFC 2047 headers, anything unusual) goes through the full MIME parse of `mime.summarize`.
+RFC 2047 headers, anything unusual) goes through the full MIME parse, `full`.
 Both roads give the same Summary; tests/test_summary.py checks it on a table of messages.
 """
 
@@ -13,10 +13,36 @@ from __future__ import annotations
 import logging
 import quopri
 import re
+from dataclasses import dataclass
+from email.message import Message
 
-from relay import charsets, headers, mime
+from relay.mime import charsets, headers, view
+from relay.mime.headers import clean, header
+from relay.mime.structure import Tree
 
 log = logging.getLogger(__name__)
+
+SNIPPET_LENGTH = 250
+TEXT_LIMIT = 64 * 1024
+"""Characters of body text kept on the message for search."""
+SUMMARY_READ = 256 * 1024
+"""Bytes of the text body a summary decodes: base64 of this size holds well over TEXT_LIMIT."""
+
+
+@dataclass(frozen=True)
+class Summary:
+    """The few fields kept on the message row for lists and search."""
+
+    subject: str
+    from_: str
+    to: str
+    cc: str
+    message_id: str
+    attachments: int
+    snippet: str
+    text: str = ""
+    """The body as plain text (HTML converted), at most TEXT_LIMIT characters."""
+
 
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 # One header field: a name of printable ASCII without colon, its value, folded lines.
@@ -43,9 +69,9 @@ _MSG_ID = re.compile(rf"<{_ADDR}>")
 _TEXT_PLAIN = re.compile(r"\s*text/plain\s*(?:;(.*))?", re.IGNORECASE | re.DOTALL)
 _PARAM = re.compile(r'\s*([A-Za-z0-9-]+)\s*=\s*("[^"\\]*"|[^;\s"]+)\s*(?:;|$)')
 _IDENTITY = {"", "7bit", "8bit", "binary"}
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # what mime.clean drops
-QUICK_MAX = mime.SUMMARY_READ
-"""Larger messages are left to mime.summarize, which reads at most this of a text body."""
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # what headers.clean drops
+QUICK_MAX = SUMMARY_READ
+"""Larger messages are left to `full`, which reads at most this of a text body."""
 
 
 def _fields(block: bytes) -> dict[bytes, bytes] | None:
@@ -75,7 +101,7 @@ def _address(value: str) -> str | None:
 
 
 def _header(name: str, value: str) -> str:
-    """A header value decoded as `mime.header` does, taking the short way when it can."""
+    """A header value decoded as `headers.header` does, taking the short way when it can."""
     if "=?" not in value:
         unfolded = _UNFOLD.sub("", value) if "\n" in value else value
         if name in ("from", "to", "cc"):
@@ -113,17 +139,17 @@ def _charset(content_type: str | None) -> tuple[bool, str | None]:
 
 
 def _clean(text: str) -> str:
-    """mime.clean of text without undecoded bytes; in one pass when there is no control
+    """clean of text without undecoded bytes; in one pass when there is no control
     character to drop (a CR before LF dropped or taken as white space gives the same, and
     str.split and re's \\s both follow str.isspace)."""
     text = text.replace("\r\n", "\n")
-    return mime.clean(text) if _CONTROL.search(text) else " ".join(text.split())
+    return clean(text) if _CONTROL.search(text) else " ".join(text.split())
 
 
-def quick(raw: bytes) -> mime.Summary | None:
+def quick(raw: bytes) -> Summary | None:
     """The summary of a single-part text/plain message with plain headers, else None.
 
-    Large messages (over QUICK_MAX) are left to mime.summarize, which bounds what it reads
+    Large messages (over QUICK_MAX) are left to `full`, which bounds what it reads
     of a big body."""
     if len(raw) > QUICK_MAX:
         return None
@@ -145,17 +171,17 @@ def quick(raw: bytes) -> mime.Summary | None:
     if encoding == "quoted-printable":
         body = quopri.decodestring(body)
     # As the full parse: decoded as declared (or guessed), never raising; no undecoded
-    # bytes are left in it, so _clean may skip mime.clean's repair step.
-    text = charsets.decode(body, charset).text[: mime.TEXT_LIMIT]
+    # bytes are left in it, so _clean may skip clean's repair step.
+    text = charsets.decode(body, charset).text[:TEXT_LIMIT]
     header = {n: _header(n, values[n]) if n in values else "" for n in _HEADERS}
-    return mime.Summary(
+    return Summary(
         subject=header["subject"],
         from_=header["from"],
         to=header["to"],
         cc=header["cc"],
         message_id=header["message-id"].strip("<> "),
         attachments=0,
-        snippet=_clean(text[: mime.SNIPPET_LENGTH * 4])[: mime.SNIPPET_LENGTH],
+        snippet=_clean(text[: SNIPPET_LENGTH * 4])[:SNIPPET_LENGTH],
         text=text,
     )
 
@@ -163,7 +189,7 @@ def quick(raw: bytes) -> mime.Summary | None:
 _HEADERS = ("subject", "from", "to", "cc", "message-id")
 
 
-def summarize(raw: bytes) -> mime.Summary:
+def summarize(raw: bytes) -> Summary:
     """The summary row's fields of a raw message: the short way when possible. Never
     raises: reading a message never decides whether it is stored."""
     try:
@@ -171,4 +197,48 @@ def summarize(raw: bytes) -> mime.Summary:
     except Exception:  # the full road reads what can be read
         log.warning("the quick summary failed; reading the message in full", exc_info=True)
         found = None
-    return found or mime.summarize(raw)
+    return found or full(raw)
+
+
+def full(raw: bytes) -> Summary:
+    """The summary row's fields of a raw message (of its text, the first SUMMARY_READ
+    bytes). Never raises: what cannot be read is left empty and logged."""
+    try:
+        return _full(view.structure(raw))
+    except Exception:  # a summary never decides whether mail is stored
+        log.warning("could not read the message's summary; kept what could be read", exc_info=True)
+        return _salvage(raw)
+
+
+def _full(tree: Tree) -> Summary:
+    top, fallback = tree.root.headers, view.header_charset(tree)
+    texts = view.texts(tree, [], SUMMARY_READ)
+    text = (texts.text or "")[:TEXT_LIMIT]
+    return Summary(
+        subject=header(top, "Subject", fallback),
+        from_=header(top, "From", fallback),
+        to=header(top, "To", fallback),
+        cc=header(top, "Cc", fallback),
+        message_id=header(top, "Message-ID").strip("<> "),
+        attachments=sum(1 for a in view.attachments(tree, None) if not a.inline),
+        snippet=clean(text[: SNIPPET_LENGTH * 4])[:SNIPPET_LENGTH],
+        text=text,
+    )
+
+
+def _salvage(raw: bytes) -> Summary:
+    """The header fields that can be read one by one, when the message as a whole cannot."""
+    try:
+        top = view.parse_headers(raw)
+    except Exception:  # noqa: BLE001
+        top = Message()
+
+    def read(name: str) -> str:
+        try:
+            return header(top, name)
+        except Exception:  # noqa: BLE001
+            return ""
+
+    fields = ("Subject", "From", "To", "Cc", "Message-ID")
+    subject, from_, to, cc, message_id = (read(name) for name in fields)
+    return Summary(subject, from_, to, cc, message_id.strip("<> "), 0, "")

@@ -1,5 +1,6 @@
-"""The retention task: every `[storage] prune_interval` seconds, delete done-with mail
-beyond `max_messages` or older than `max_age` (relay.store.retention says what may go)."""
+"""Housekeeping: the periodic retention task. Every `[storage] prune_interval` seconds it
+deletes done-with mail beyond `max_messages` or older than `max_age` (relay.store.retention
+says what may go, and runs the SQL)."""
 
 from __future__ import annotations
 

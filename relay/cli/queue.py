@@ -25,8 +25,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from relay import cli_queue_text as text
-from relay.cli_output import (
+from relay.cli import queue_text as text
+from relay.cli.output import (
     DB_HELP,
     EXIT_NOT_FOUND,
     EXIT_OK,
@@ -66,7 +66,7 @@ def message_id(value: str) -> str:
 
 def read_filter(args: argparse.Namespace) -> QueueFilter:
     """The queue filter the flags describe; UsageError when a value is bad."""
-    from relay.store import QueueFilter  # here, not on top: see cli_output.run_async
+    from relay.store import QueueFilter  # here, not on top: see output.run_async
 
     try:
         return QueueFilter.of(**{k: getattr(args, k, None) for k in FILTER_FLAGS})
@@ -101,7 +101,7 @@ def check(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace, command: Command) -> int:
     """Check the arguments, load the config, open the existing database, run `command`;
     map failures to exit codes."""
-    from sqlalchemy.exc import SQLAlchemyError  # here, not on top: see cli_output.run_async
+    from sqlalchemy.exc import SQLAlchemyError  # here, not on top: see output.run_async
 
     try:
         check(args)

@@ -17,7 +17,7 @@ import http.client
 import sys
 from typing import Any
 
-from relay.cli_output import DEFAULT_CONFIG, EXIT_OK, load
+from relay.cli.output import DEFAULT_CONFIG, EXIT_OK, load
 from relay.config import with_overrides
 from relay.errors import ConfigError
 

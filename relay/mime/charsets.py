@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from relay import jis
+from relay.mime import jis
 
 # Labels whose real-world content is a superset charset (as browsers decode them).
 _SUPERSETS = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from relay.cli_output import age, iso_time, table
+from relay.cli.output import age, iso_time, table
 from relay.status import next_attempt
 
 if TYPE_CHECKING:

@@ -6,7 +6,7 @@ import argparse
 import time
 from typing import Any
 
-from relay.cli_output import (
+from relay.cli.output import (
     DB_HELP,
     EXIT_OK,
     EXIT_UNAVAILABLE,
