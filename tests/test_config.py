@@ -227,7 +227,7 @@ def test_checks_section_off_by_default_and_read_from_the_file(tmp_path: Path) ->
 
 
 def test_relay_toml_documents_every_key() -> None:
-    """Every key declared in relay/config.py appears, with its help text, in relay.toml."""
+    """Every key declared in relay/config/ appears, with its help text, in relay.toml."""
     text = (ROOT / "relay.toml").read_text(encoding="utf-8")
     missing = [
         f"{section}.{key}"

@@ -10,9 +10,9 @@ import pytest
 
 from relay import ids, mime
 from relay.config import StorageConfig
-from relay.durations import parse_duration
+from relay.config.durations import parse_duration
+from relay.config.settings import build
 from relay.errors import ConfigError
-from relay.settings import build
 from relay.status import Status
 from relay.store import NewMessage, NewRecipient, Store
 from tests.support import RunningRelay, make_config

@@ -39,7 +39,7 @@ from relay.cli.output import (
     run_async,
 )
 from relay.config import Config
-from relay.durations import parse_duration
+from relay.config.durations import parse_duration
 from relay.errors import ConfigError, StoreError
 from relay.status import ACTIONS, DONE, SHOWN, applies_to
 

@@ -1,0 +1,80 @@
+"""Loading: relay.toml and the environment → one frozen, checked `Config`, and the warnings
+about what is valid but unwise."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from relay.config.env import apply_env, upstream_secrets
+from relay.config.resolution import resolved
+from relay.config.root import Config
+from relay.config.settings import build
+from relay.config.values import check_ca_file
+from relay.errors import ConfigError
+
+
+def load_config(path: str | Path | None, env: Mapping[str, str] | None = None) -> Config:
+    """Read `path` (None: built-in defaults) and the environment into a frozen Config."""
+    env = os.environ if env is None else env
+    source = str(path) if path is not None else "<defaults>"
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError(source, "(file)", "a readable file", "not found") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(source, "(syntax)", f"valid TOML ({exc})") from None
+    if isinstance(data.get("listener"), dict):
+        raise ConfigError(source, "listener", "[[listener]] tables (an array of tables)")
+    apply_env(data, env)
+    config = build(Config, data, source)
+    for i, rule in enumerate(config.route):
+        if (
+            rule.action == "relay"
+            and rule.upstream != "mx"
+            and rule.upstream not in config.upstream
+        ):
+            raise ConfigError(
+                source, f"route[{i}].upstream", _upstream_names(config), rule.upstream
+            )
+        if rule.action != "relay" and rule.upstream:
+            raise ConfigError(source, f"route[{i}].upstream", "no upstream unless action = relay")
+    listener_names = [listener.name for listener in config.listener]
+    if len(set(listener_names)) != len(listener_names):
+        raise ConfigError(
+            source, "listener.name", "a different name for each listener", listener_names
+        )
+    upstreams = {
+        name: upstream_secrets(name, upstream, env, source)
+        for name, upstream in config.upstream.items()
+    }
+    check_ca_file("mx.ca_file", config.mx.ca_file, source)
+    config = dataclasses.replace(config, upstream=types.MappingProxyType(upstreams))
+    return resolved(dataclasses.replace(config, source=source))
+
+
+def _upstream_names(config: Config) -> str:
+    """What a relay route may name: "mx" or one of the [upstream.NAME] tables defined."""
+    if not config.upstream:
+        return '"mx", or the NAME of an [upstream.NAME] table (this file defines none)'
+    names = ", ".join(f'"{name}"' for name in sorted(config.upstream))
+    return f'"mx" or a defined upstream: {names}'
+
+
+def config_warnings(config: Config) -> list[str]:
+    """What is valid but unwise in `config`, one sentence each (check-config and serve say
+    them): an upstream that sends its password in clear."""
+    return [
+        f'{config.source}: upstream.{name}.tls: "none" sends the password of user'
+        f' {upstream.username!r} in clear; use "starttls" or "implicit"'
+        for name, upstream in config.upstream.items()
+        if upstream.username and upstream.tls == "none"
+    ]

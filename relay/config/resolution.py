@@ -1,0 +1,128 @@
+"""Resolution: the "auto" switches of every listener decided, what must hold across
+sections checked, and the `relay serve` flags applied over the file."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+
+from relay.config.dburl import database_url
+from relay.config.listeners import ListenerConfig
+from relay.config.root import Config
+from relay.config.server import ROLES, Role, check_roles
+from relay.config.values import check_hostport, check_url
+from relay.errors import ConfigError
+
+
+def _resolve_listener(index: int, lc: ListenerConfig, config: Config) -> ListenerConfig:
+    """`lc` with its "auto" switches decided by kind; raises ConfigError on a useless mix."""
+    key = f"listener[{index}]"
+    has_cert = bool(lc.cert or config.tls.cert)
+    starttls = lc.starttls
+    if starttls == "auto":
+        starttls = "optional" if has_cert else "off"
+        if lc.kind != "smtp":
+            starttls = "required" if lc.kind == "submission" else "off"
+    elif lc.kind == "smtps" and starttls != "off":
+        raise ConfigError(
+            config.source, f"{key}.starttls", '"off" or "auto" on an smtps listener', starttls
+        )
+    auth = lc.auth
+    if auth == "auto":
+        usable = starttls != "off" or lc.allow_insecure_auth
+        auth = "optional" if config.auth.users and usable else "off"
+        if lc.kind in ("submission", "smtps"):
+            auth = "required"
+    if auth != "off" and not config.auth.users:
+        raise ConfigError(
+            config.source,
+            f"{key}.auth",
+            f"users in [auth.users] (`relay hash-password` makes a hash) for auth = {auth!r}"
+            ' on this listener, or auth = "off"',
+        )
+    if auth != "off" and starttls == "off" and lc.kind != "smtps" and not lc.allow_insecure_auth:
+        raise ConfigError(
+            config.source,
+            f"{key}.auth",
+            'TLS for AUTH: starttls = "optional" or "required", allow_insecure_auth ='
+            ' true, or auth = "off"',
+        )
+    if bool(lc.cert) != bool(lc.key):
+        raise ConfigError(config.source, f"{key}.cert", "both cert and key, or neither")
+    return dataclasses.replace(lc, starttls=starttls, auth=auth)
+
+
+def resolved(config: Config) -> Config:
+    """`config` with every listener's "auto" settings decided (idempotent)."""
+    if bool(config.tls.cert) != bool(config.tls.key):
+        raise ConfigError(config.source, "tls.cert", "both cert and key, or neither")
+    listeners = tuple(_resolve_listener(i, lc, config) for i, lc in enumerate(config.listener))
+    server = config.server
+    if not server.smtp_in_primary and server.smtp_processes == 1 and "smtp" in server.roles:
+        raise ConfigError(
+            config.source,
+            "server.smtp_in_primary",
+            "true while smtp_processes is 1 (no process would accept SMTP)",
+            "false",
+        )
+    if server.smtp_processes > 1 and "smtp" in server.roles:
+        for i, lc in enumerate(listeners):
+            if lc.port == 0:
+                raise ConfigError(
+                    config.source,
+                    f"listener[{i}].address",
+                    "a fixed port (not 0) when [server] smtp_processes is more than 1",
+                    lc.address,
+                )
+        # Every process binds the same ports: the kernel spreads connections among them.
+        listeners = tuple(dataclasses.replace(lc, reuse_port=True) for lc in listeners)
+    return dataclasses.replace(config, listener=listeners)
+
+
+def parse_roles(value: str) -> tuple[Role, ...]:
+    """ "smtp,delivery" → ("smtp", "delivery"); raises ValueError naming a bad role."""
+    roles = tuple(part.strip() for part in value.split(",") if part.strip())
+    for role in roles:
+        if role not in ROLES:
+            raise ValueError(role)
+    if check_roles(roles):
+        raise ValueError(value)
+    return typing.cast(tuple[Role, ...], roles)
+
+
+def with_overrides(
+    config: Config,
+    smtp: str | None = None,
+    web: str | None = None,
+    db: str | None = None,
+    roles: str | None = None,
+) -> Config:
+    """Apply the `relay serve` flags, which win over the file and the environment."""
+    source = "command line"
+    if roles is not None:
+        try:
+            chosen = parse_roles(roles)
+        except ValueError:
+            raise ConfigError(
+                source, "--role", "roles among smtp, web, delivery, each once", roles
+            ) from None
+        config = dataclasses.replace(
+            config, server=dataclasses.replace(config.server, roles=chosen)
+        )
+    if smtp is not None:
+        if problem := check_hostport(smtp):
+            raise ConfigError(source, "--smtp", problem, smtp)
+        # One plain listener: the first one's settings if it is plain, else the defaults.
+        first = config.listener[0] if config.listener else ListenerConfig()
+        base = first if first.kind == "smtp" else ListenerConfig()
+        config = dataclasses.replace(config, listener=(dataclasses.replace(base, address=smtp),))
+    if web is not None:
+        if problem := check_hostport(web):
+            raise ConfigError(source, "--web", problem, web)
+        config = dataclasses.replace(config, web=dataclasses.replace(config.web, address=web))
+    if db is not None:
+        if problem := check_url(db):
+            raise ConfigError(source, "--db", problem, db)
+        storage = dataclasses.replace(config.storage, url=database_url(db))
+        config = dataclasses.replace(config, storage=storage)
+    return resolved(config)

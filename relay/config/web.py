@@ -1,0 +1,49 @@
+"""[web]: the web UI and API: address, page size, who may log in."""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from relay.config.settings import setting
+from relay.config.values import Bound, check_hostport, check_users, positive
+
+
+@dataclass(frozen=True)
+class WebConfig(Bound):
+    """[web]: the web UI and API."""
+
+    address: str = setting("127.0.0.1:8025", "HOST:PORT of the web UI and API.", check_hostport)
+    page_size: int = setting(50, "Messages per page in the list.", positive)
+    users: Mapping[str, str] = field(
+        default_factory=lambda: types.MappingProxyType({}),
+        metadata={
+            "help": "[web.users] NAME = HASH: people who may use the web UI (HTTP basic auth);"
+            " HASH from `relay hash-password`. Empty with no token: no login asked.",
+            "check": check_users,
+            "secret": False,
+            "quiet": True,  # an error names the user, never repeats the table of hashes
+        },
+    )
+    token: str = setting(
+        "",
+        "A bearer token that also grants access (Authorization: Bearer TOKEN), for scripts;"
+        " RELAY_WEB_TOKEN overrides it. Empty: none.",
+        secret=True,
+    )
+    secret: str = setting(
+        "",
+        "Key that signs the forms' CSRF tokens; give every relay behind one web address the"
+        " same one (RELAY_WEB_SECRET overrides it). Empty: a random key per process.",
+        secret=True,
+    )
+    reuse_port: bool = setting(
+        False,
+        "Share the web address with other relay processes on this host (SO_REUSEPORT).",
+    )
+
+    @property
+    def auth_required(self) -> bool:
+        """True when the web UI asks who is there."""
+        return bool(self.users or self.token)
