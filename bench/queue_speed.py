@@ -145,9 +145,9 @@ async def main(count: int, url: str) -> None:
         cases.append(("GET /queue (whole page, in-process)", lambda: web.get("/queue")))
         for name, fn in cases:
             print(f"{name:<45} {await timed(fn):8.1f} ms")
-    affected = await view.affected("retry", QueueFilter(error=grey))
+    affected = await store.actions.affected("retry", QueueFilter(error=grey))
     started = time.perf_counter()
-    changed = await view.act_matching("retry", QueueFilter(error=grey), time.time())
+    changed = await store.actions.act_matching("retry", QueueFilter(error=grey), time.time())
     took = (time.perf_counter() - started) * 1000
     print(f"{f'retry one error group ({changed:,} of {affected:,})':<45} {took:8.1f} ms")
     await store.close()

@@ -4,6 +4,10 @@
 recipient is captured, so a staging box never leaks mail by default. SMTP asks at RCPT
 (reject, or relay only for trusted clients), delivery asks which upstream, the web asks
 to show where a release would go.
+
+A relayed recipient goes to a `Destination`: a named upstream, or the MX hosts of its
+domain. Its one text form is what the store groups and filters the queue by, and what
+the API, the CLI, the web and the metrics show.
 """
 
 from __future__ import annotations
@@ -20,6 +24,68 @@ Action = Literal["relay", "capture", "reject"]
 
 MX = "mx"
 """The upstream name that means: deliver to the recipient domain's MX hosts."""
+_RELAY = "relay:"
+MX_ROUTE = _RELAY + MX
+"""The route stored on every recipient delivered to its domain's MX hosts."""
+MX_PREFIX = MX_ROUTE + ":"
+"""How the text form of an MX destination starts: "relay:mx:" and the domain."""
+NOT_AN_ADDRESS = "not a valid address"
+"""Why an address that holds characters no address may (CR, LF, NUL...) is not routed."""
+
+
+@dataclass(frozen=True)
+class Destination:
+    """Where relayed mail goes: a named upstream, or the MX hosts of one domain.
+
+    The store keeps it as two columns of each recipient, its route ("relay:NAME", or
+    "relay:mx" for every MX domain) and its domain; its one text form (`str`, `parse`)
+    is the route for an upstream ("relay:smarthost") and the route and domain for MX
+    ("relay:mx:example.com"). A destination parsed from "relay:mx" alone (`domain`
+    None) stands for every MX domain at once, as a queue filter.
+    """
+
+    route: str
+    domain: str | None = None
+
+    @classmethod
+    def named(cls, upstream: str) -> Destination:
+        """The destination of a relay route naming `upstream` (MX: every domain's)."""
+        return cls(_RELAY + upstream)
+
+    @classmethod
+    def mx(cls, domain: str) -> Destination:
+        """Direct delivery to the MX hosts of `domain`."""
+        return cls(MX_ROUTE, domain)
+
+    @classmethod
+    def stored(cls, route: str, domain: str) -> Destination:
+        """The destination of a recipient stored with `route` and `domain`."""
+        return cls(route, domain) if route == MX_ROUTE else cls(route)
+
+    @classmethod
+    def parse(cls, text: str) -> Destination:
+        """The destination whose text form is `text` (a route for any other text)."""
+        if text.startswith(MX_PREFIX):
+            return cls.mx(text.removeprefix(MX_PREFIX))
+        return cls(text)
+
+    @property
+    def is_mx(self) -> bool:
+        """Whether this is direct delivery to MX hosts."""
+        return self.route == MX_ROUTE
+
+    @property
+    def upstream(self) -> str:
+        """The name of its [upstream.NAME] ("mx" for MX delivery)."""
+        return self.route.removeprefix(_RELAY)
+
+    @property
+    def relays(self) -> bool:
+        """Whether its route is a relay route at all ("relay:...")."""
+        return self.route.startswith(_RELAY)
+
+    def __str__(self) -> str:
+        return self.route if self.domain is None else f"{self.route}:{self.domain}"
 
 
 @dataclass(frozen=True)
@@ -33,7 +99,7 @@ class Decision:
     @property
     def label(self) -> str:
         """How the route is stored and shown: "capture", "reject", "relay:NAME"."""
-        return f"relay:{self.upstream}" if self.action == "relay" else self.action
+        return Destination.named(self.upstream).route if self.action == "relay" else self.action
 
 
 CAPTURE = Decision("capture")
@@ -64,6 +130,25 @@ def route(recipient: str, rules: Sequence[RouteConfig]) -> Decision:
         if matches(rule.match, recipient):
             return Decision(rule.action, rule.upstream if rule.action == "relay" else "", index)
     return CAPTURE
+
+
+@dataclass(frozen=True)
+class Routed:
+    """An address with the decision of the rules for it, or None when it is no address
+    mail may be sent to."""
+
+    address: str
+    decision: Decision | None
+
+
+def route_all(addresses: Sequence[str], rules: Sequence[RouteConfig]) -> list[Routed]:
+    """Each of `addresses` (duplicates dropped, the first spelling kept) with its route;
+    an address that holds characters no address may (they could smuggle commands or
+    headers) gets none."""
+    return [
+        Routed(rcpt, route(rcpt, rules) if address.sendable(rcpt) else None)
+        for rcpt in address.dedupe(list(addresses))
+    ]
 
 
 def describe(rules: Sequence[RouteConfig]) -> str:

@@ -66,3 +66,8 @@ def next_attempt(status: str, at: float | None) -> float | None:
     """When a recipient in `status` is tried next: its due time while queued or deferred;
     None otherwise (a held or finished recipient keeps a stale time that means nothing)."""
     return at if status in (Status.QUEUED, Status.DEFERRED) else None
+
+
+def actions_for(status: str) -> list[str]:
+    """The operator actions that apply to a recipient in `status`, in button order."""
+    return [name for name, (sources, _t, _d) in ACTIONS.items() if status in sources]

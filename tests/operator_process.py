@@ -32,11 +32,11 @@ async def act(store: Store, action: str, message_id: str) -> int:
     """Run one operator action on one message; return how many rows it changed."""
     now = time.time()
     if action == "retry":
-        return await store.queue.retry(message_id, now)
+        return await store.actions.act("retry", message_id, now)
     if action == "hold":
-        return await store.queue.hold(message_id, now)
+        return await store.actions.act("hold", message_id, now)
     if action == "cancel":
-        return await store.queue.cancel(message_id, now)
+        return await store.actions.act("cancel", message_id, now)
     if action == "delete":
         return len(await store.delete_messages([message_id]))
     return len(await store.set_read([message_id], True))

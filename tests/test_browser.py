@@ -293,7 +293,7 @@ def test_queue_and_deliveries_update_live(
     expect(page.locator(f"#d-{carol} .status")).to_have_text("deferred")
     expect(page.locator(f"#d-{carol} button[value=hold]")).to_be_visible()
     navigations.clear()
-    relay.call(store.queue.retry(first, time.time()))
+    relay.call(store.actions.act("retry", first, time.time()))
     expect(page.locator(f"#d-{carol} .status")).to_have_text("delivered")
     expect(page.locator("#message-status")).to_have_text("delivered")
     expect(page.locator(f"#d-{carol} button")).to_have_count(0)

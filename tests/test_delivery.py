@@ -45,7 +45,7 @@ async def test_partial_failure_records_each_recipients_reply(
         new = new_message([A, B])
         await store.add_message(new)
         rows = await wait_for_status(store, new.id, {A: Status.DELIVERED, B: Status.FAILED})
-        attempts = await store.queue.attempts(new.id)
+        attempts = await store.timeline.attempts(new.id)
     assert [(t.rcpt_tos, t.reply) for t in upstream.transactions] == [((A,), up.DATA_OK)]
     assert upstream.transactions[0].data == new.raw
     assert (rows[B].last_code, rows[B].last_enhanced, rows[B].last_text) == (
@@ -220,7 +220,7 @@ async def test_dropped_mid_data_on_a_new_connection_counts_and_retries(
         clock.value = rows[A].next_attempt_at
         worker.poke()
         rows = await wait_for_status(store, new.id, {A: Status.DELIVERED})
-        attempts = await store.queue.attempts(new.id)
+        attempts = await store.timeline.attempts(new.id)
     assert rows[A].attempts == 2
     assert [a.code for a in attempts] == [None, 250]
     assert upstream.delivered_to(A) == 1
@@ -239,7 +239,7 @@ async def test_broken_pooled_connection_is_replaced_without_counting(
         second = new_message([B])
         await store.add_message(second)
         rows = await wait_for_status(store, second.id, {B: Status.DELIVERED})
-        attempts = await store.queue.attempts(second.id)
+        attempts = await store.timeline.attempts(second.id)
     assert rows[B].attempts == 1
     assert [a.code for a in attempts] == [250]
     assert "DROPPED" in upstream.connections[0].commands
@@ -272,7 +272,7 @@ async def test_a_reused_connection_that_says_421_is_replaced_without_counting(
         second = new_message([B])
         await store.add_message(second)
         rows = await wait_for_status(store, second.id, {B: Status.DELIVERED})
-        attempts = await store.queue.attempts(second.id)
+        attempts = await store.timeline.attempts(second.id)
     assert rows[B].attempts == 1
     assert [a.code for a in attempts] == [250]
     assert [t.connection for t in upstream.delivered] == [1, 2]
@@ -384,7 +384,7 @@ async def test_stop_gives_unfinished_leases_back(db_url: str, upstream: Upstream
         await worker.stop(0.1)
         rows = await recipients(store, new.id)
         assert (rows[A].status, rows[A].attempts) == (Status.QUEUED, 0)
-        assert await store.queue.attempts(new.id) == []
+        assert await store.timeline.attempts(new.id) == []
         upstream.release()
 
 

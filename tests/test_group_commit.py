@@ -19,7 +19,7 @@ from relay.config import StorageConfig
 from relay.mime import summary
 from relay.status import Status
 from relay.store import NewMessage, NewRecipient, Store, batch
-from relay.store.messages import MESSAGE_TABLES, insert_rows, message_rows
+from relay.store.accepted import MESSAGE_TABLES, insert_rows, message_rows
 from relay.store.schema import message
 from tests import mail
 

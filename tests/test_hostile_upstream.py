@@ -73,7 +73,7 @@ async def test_hostile_reply_is_recorded_printable(
             new = new_message([A], received_at=clock.now())
             await store.add_message(new)
             rows = await wait_for_status(store, new.id, {A: status})
-            attempts = await store.queue.attempts(new.id)
+            attempts = await store.timeline.attempts(new.id)
     assert rows[A].attempts == 1 and len(attempts) == 1
     text = rows[A].last_text or ""
     assert text == attempts[0].text

@@ -24,7 +24,7 @@ async def main(url: str, action: str, message_id: str) -> None:
         if action == "read":
             assert await store.set_read([message_id], True) == [message_id]
         elif action == "hold":
-            assert await store.queue.hold(message_id, time.time()) == 1
+            assert await store.actions.act("hold", message_id, time.time()) == 1
         else:
             assert await store.delete_messages([message_id]) == [message_id]
     finally:

@@ -98,7 +98,7 @@ async def test_mx_routing_delivers_to_the_most_preferred_reachable_host(sqlite_u
             new = new_message(["bob@example.test"], rules=TO_MX)
             await store.add_message(new)
             await wait_for_status(store, new.id, {"bob@example.test": Status.DELIVERED})
-            (attempt,) = await store.queue.attempts(new.id)
+            (attempt,) = await store.timeline.attempts(new.id)
     assert [t.rcpt_tos for t in first.delivered] == [("bob@example.test",)]
     assert second.transactions == []
     assert attempt.host == f"first.example.test[127.0.0.3]:{second.port}"

@@ -71,7 +71,7 @@ async def test_another_process_hears_stores_changes_and_deletes(pg_url: str) -> 
         assert await next_event(heard, "message") == Event("message", new.id)
         await writer.set_read([new.id], True)
         assert await next_event(heard, "status") == Event("status", new.id)
-        assert await writer.queue.release(new.id, time.time()) == 1
+        assert await writer.actions.act("release", new.id, time.time()) == 1
         assert await next_event(heard, "status") == Event("status", new.id)
         await writer.delete_messages([new.id])
         assert await next_event(heard, "deleted") == Event("deleted", new.id)

@@ -13,11 +13,12 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from relay import routing
 from relay.config import Config, RouteConfig, StorageConfig
+from relay.routing import NOT_AN_ADDRESS
 from relay.smtp import replies
 from relay.status import Status
 from relay.store import Store
-from relay.store.queue import NOT_AN_ADDRESS
 from relay.store.schema import recipient
 from tests import mail
 from tests.queueing import upstream_at
@@ -149,7 +150,9 @@ def test_release_refuses_addresses_that_could_inject(
     page = relay.call(relay.relay.store.messages.page(0, 1))
     message_id = page.messages[0].id
     released = relay.call(
-        relay.relay.store.queue.release_captured(message_id, [address], ROUTES, time.time())
+        relay.relay.store.actions.release_captured(
+            message_id, routing.route_all([address], ROUTES), time.time()
+        )
     )
     assert released is not None
     assert released.queued == {}

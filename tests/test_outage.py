@@ -86,7 +86,7 @@ async def test_refused_then_421_then_recovered(db_url: str, figures: dict[str, s
             t2 = clock.advance(SCHEDULE[1])
             worker.poke()
             rows = await all_recipients(store, lambda r: r.status == Status.DELIVERED)
-            attempts = [a for n in news for a in await store.queue.attempts(n.id)]
+            attempts = [a for n in news for a in await store.timeline.attempts(n.id)]
     finally:
         server.stop()
     assert {r.attempts for r in rows} == {3}
@@ -125,7 +125,7 @@ async def test_retries_wake_on_their_own_when_due(sqlite_url: str, outage: str) 
                 server.greetings_left = 1  # the second attempt gets a 421
                 server.start()
             await all_recipients(store, lambda r: r.status == Status.DELIVERED)
-            attempts = await store.queue.attempts(new.id)
+            attempts = await store.timeline.attempts(new.id)
     finally:
         server.stop()
     assert [a.code for a in attempts] == [None if outage == "refused" else 421, 421, 250]

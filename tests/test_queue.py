@@ -8,8 +8,10 @@ import dataclasses
 import pytest
 from sqlalchemy import select
 
+from relay import routing
 from relay.config import RouteConfig
 from relay.delivery.recorder import Recorder
+from relay.routing import Destination
 from relay.status import Status
 from relay.store import Claim, NewMessage, NewRecipient, Result, Store
 from relay.store.schema import recipient
@@ -82,7 +84,8 @@ async def test_only_due_recipients_and_lapsed_leases_are_claimed(db_url: str) ->
         )
         await store.add_message(new)
         assert (
-            await store.queue.hold(
+            await store.actions.act(
+                "hold",
                 new.id,
                 now,
                 [
@@ -107,7 +110,11 @@ async def test_busy_destinations_are_left_for_later(db_url: str) -> None:
         await store.add_message(new_message(["b@slow.example", "c@fine.example"], route="relay:mx"))
         await store.add_message(new_message(["d@example.com"], route="relay:smarthost"))
         claims = await store.queue.claim(
-            "w", 2e9, LEASE, 10, busy_routes={"relay:busy"}, busy_mx_domains={"slow.example"}
+            "w",
+            2e9,
+            LEASE,
+            10,
+            busy={Destination.parse("relay:busy"), Destination.mx("slow.example")},
         )
         assert sorted(c.address for c in claims) == ["c@fine.example", "d@example.com"]
 
@@ -137,7 +144,7 @@ async def test_finish_records_attempts_and_new_statuses(db_url: str) -> None:
             "no such user",
         )
         assert all(r.attempts == 1 for r in rows.values())
-        attempts = await store.queue.attempts(new.id)
+        attempts = await store.timeline.attempts(new.id)
         assert [(a.address, a.code, a.enhanced, a.host) for a in attempts] == [
             ("ok@x.example", 250, "2.0.0", "smtp.example:25"),
             ("later@x.example", 451, "4.0.0", "smtp.example:25"),
@@ -160,7 +167,7 @@ async def test_a_result_after_the_lease_was_lost_leaves_the_new_owner_alone(db_u
         assert await store.queue.finish("slow", [late], 1400.0) == 0
         row = (await recipients(store, new.id))["a@x.example"]
         assert (row.status, row.attempts) == (Status.SENDING, 0)
-        assert len(await store.queue.attempts(new.id)) == 1
+        assert len(await store.timeline.attempts(new.id)) == 1
         assert fresh.id == stale.id
 
 
@@ -321,7 +328,7 @@ async def test_operator_actions(db_url: str, action: str, before: Status, after:
         await store.add_message(new)
         await _put_in(store, new.id, before, now)
         later = now + 3600
-        changed = await getattr(store.queue, action)(new.id, later)
+        changed = await store.actions.act(action, new.id, later)
         row = (await recipients(store, new.id))["a@x.example"]
         assert row.status == after
         assert changed == (before != after)
@@ -337,7 +344,7 @@ async def _put_in(store: Store, message_id: str, status: Status, now: float) -> 
     if status in (Status.QUEUED, Status.CAPTURED):
         return
     if status is Status.HELD:
-        await store.queue.hold(message_id, now)
+        await store.actions.act("hold", message_id, now)
         return
     (claim,) = await store.queue.claim("w", now, LEASE, 10)
     if status is Status.SENDING:
@@ -357,15 +364,17 @@ async def test_release_captured_routes_each_address(db_url: str) -> None:
         now = 1000.0
         new = new_message(["dev@ourcompany.example"], route="capture", status=Status.CAPTURED)
         await store.add_message(new)
-        released = await store.queue.release_captured(
+        released = await store.actions.release_captured(
             new.id,
-            [
-                "dev@OURCOMPANY.example",
-                "boss@ourcompany.example",
-                "x@blocked.example",
-                "y@else.example",
-            ],
-            rules,
+            routing.route_all(
+                [
+                    "dev@OURCOMPANY.example",
+                    "boss@ourcompany.example",
+                    "x@blocked.example",
+                    "y@else.example",
+                ],
+                rules,
+            ),
             now,
         )
         assert released is not None
@@ -380,10 +389,13 @@ async def test_release_captured_routes_each_address(db_url: str) -> None:
         assert {r.route for r in rows.values()} == {"relay:smarthost"}
         claims = await store.queue.claim("w", now, LEASE, 10)
         assert len(claims) == 2
-        again = await store.queue.release_captured(new.id, ["dev@ourcompany.example"], rules, now)
+        again = await store.actions.release_captured(
+            new.id, routing.route_all(["dev@ourcompany.example"], rules), now
+        )
         assert again is not None
         assert again.skipped == {"dev@ourcompany.example": Status.SENDING.value}
-        assert await store.queue.release_captured("nope", ["a@b.example"], rules, now) is None
+        nowhere = routing.route_all(["a@b.example"], rules)
+        assert await store.actions.release_captured("nope", nowhere, now) is None
 
 
 async def test_queue_changes_are_announced_after_commit(db_url: str) -> None:
@@ -392,7 +404,7 @@ async def test_queue_changes_are_announced_after_commit(db_url: str) -> None:
         new = new_message(["a@x.example"], received_at=1000.0)
         await store.add_message(new)
         async with store.events.subscribe() as events:
-            await store.queue.hold(new.id, 1000.0)
+            await store.actions.act("hold", new.id, 1000.0)
             event = events.get_nowait()
             assert (event.kind, event.message_id) == ("status", new.id)
             row = (await recipients(store, new.id))["a@x.example"]
@@ -405,10 +417,10 @@ async def test_only_changes_that_make_work_due_announce_it(db_url: str) -> None:
         new = new_message(["a@x.example"], received_at=1000.0)
         await store.add_message(new)
         async with store.events.subscribe() as events:
-            await store.queue.hold(new.id, 1000.0)
+            await store.actions.act("hold", new.id, 1000.0)
             held = [events.get_nowait()]
             assert events.empty()
-            await store.queue.release(new.id, 1001.0)
+            await store.actions.act("release", new.id, 1001.0)
             released = [events.get_nowait(), events.get_nowait()]
             assert events.empty()
     assert [(e.kind, e.message_id) for e in held] == [("status", new.id)]

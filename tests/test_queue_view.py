@@ -91,7 +91,7 @@ async def seeded(store: Store) -> dict[str, str]:
         },
     )
     b3 = (await recipients(store, mx.id))["b3@other.example"].id
-    assert await store.queue_view.act_on("hold", [b3], NOW + 1) == 1
+    assert await store.actions.act_on("hold", [b3], NOW + 1) == 1
     return {"smarthost": smarthost.id, "mx": mx.id, "kept": kept.id}
 
 
@@ -276,7 +276,7 @@ async def test_retry_everything_a_filter_matches(db_url: str) -> None:
         ids = await seeded(store)
         refused = QueueFilter(error=ErrorKey(None, "4.4.1", "connection refused: [errno #"))
         async with store.events.subscribe() as events:
-            assert await store.queue_view.act_matching("retry", refused, NOW + 5) == 1
+            assert await store.actions.act_matching("retry", refused, NOW + 5) == 1
             heard = [events.get_nowait() for _ in range(events.qsize())]
         assert [(e.kind, e.message_id) for e in heard] == [
             ("status", ids["kept"]),
@@ -290,7 +290,7 @@ async def test_retry_everything_a_filter_matches(db_url: str) -> None:
         )
         assert mx["b3@other.example"].status == Status.HELD  # held: released, not retried
         assert mx["b1@slow.example"].status == Status.DEFERRED
-        everything = await store.queue_view.act_matching("retry", QueueFilter(), NOW + 6)
+        everything = await store.actions.act_matching("retry", QueueFilter(), NOW + 6)
         assert everything == 4
         claims = await store.queue.claim("w2", NOW + 6, LEASE, 100)
         assert {c.address for c in claims} == {
@@ -320,7 +320,7 @@ async def test_act_on_selected_recipients(
     async with open_store(db_url) as store:
         ids = await seeded(store)
         rows = {**await recipients(store, ids["smarthost"]), **await recipients(store, ids["mx"])}
-        count = await store.queue_view.act_on(action, [rows[address].id], NOW + 1)
+        count = await store.actions.act_on(action, [rows[address].id], NOW + 1)
         now = {**await recipients(store, ids["smarthost"]), **await recipients(store, ids["mx"])}
     assert (count, now[address].status) == (changed, after)
 
@@ -340,7 +340,7 @@ async def test_bulk_actions_announce_work_that_became_due(
         ids = await seeded(store)
         rows = {**await recipients(store, ids["smarthost"]), **await recipients(store, ids["mx"])}
         async with store.events.subscribe() as events:
-            assert await store.queue_view.act_on(action, [rows[address].id], NOW + 1) == 1
+            assert await store.actions.act_on(action, [rows[address].id], NOW + 1) == 1
             heard = [events.get_nowait() for _ in kinds]
             assert events.empty()
     assert [e.kind for e in heard] == kinds

@@ -84,3 +84,45 @@ def test_describe_sums_up_the_rules_for_the_start_up_log(
 def test_explain_names_the_route_and_the_rule(recipient: str, words: str) -> None:
     """A recipient's route in words, with the rule that chose it (shown before a release)."""
     assert routing.explain(routing.route(recipient, RULES), RULES) == words
+
+
+@pytest.mark.parametrize(
+    ("route", "domain", "text", "mx", "upstream"),
+    [
+        ("relay:smarthost", "example.com", "relay:smarthost", False, "smarthost"),
+        ("relay:mx", "example.com", "relay:mx:example.com", True, "mx"),
+        ("relay:mx", "", "relay:mx:", True, "mx"),
+        ("relay:mx-backup", "example.com", "relay:mx-backup", False, "mx-backup"),
+    ],
+)
+def test_a_destination_has_one_text_form(
+    route: str, domain: str, text: str, mx: bool, upstream: str
+) -> None:
+    """A recipient's stored route and domain make one destination, whose text form (the
+    queue's group and filter key, the metrics' label) parses back to it."""
+    destination = routing.Destination.stored(route, domain)
+    assert (str(destination), destination.is_mx, destination.upstream) == (text, mx, upstream)
+    assert destination.route == route
+    assert routing.Destination.parse(text) == destination
+
+
+def test_relay_mx_alone_is_every_mx_domain() -> None:
+    """ "relay:mx" without a domain parses to the MX route for every domain (a filter), and
+    is the route a relay-by-MX decision stores."""
+    every = routing.Destination.parse("relay:mx")
+    assert (every.is_mx, every.domain, str(every)) == (True, None, "relay:mx")
+    assert routing.Destination.named(routing.MX) == every
+    assert routing.Destination.mx("a.example") != every
+
+
+def test_route_all_drops_duplicates_and_refuses_non_addresses() -> None:
+    """Each address once (the domain's case aside: first spelling), with its decision; one
+    holding a line break gets none, so that it is never routed anywhere."""
+    routed = routing.route_all(
+        ["alice@ourcompany.example", "alice@OURCOMPANY.example", "x\r\n@ourcompany.example"],
+        RULES,
+    )
+    assert [(r.address, r.decision and r.decision.label) for r in routed] == [
+        ("alice@ourcompany.example", "relay:smarthost"),
+        ("x\r\n@ourcompany.example", None),
+    ]

@@ -10,7 +10,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from relay import search
+from relay import query
 from relay.store import Counts, Filter, Page, Store
 from web.rendering import STATUS_LABELS
 from web.security import check_post
@@ -43,7 +43,7 @@ def read_filter(params: QueryParams | FormData) -> tuple[Filter, dict[str, str]]
         status=status if status != UNREAD else None,
         listener=values["listener"] or None,
         user=values["user"] or None,
-        query=search.parse(values["q"]),
+        query=query.parse(values["q"]),
         unread=status == UNREAD,
     )
     return filter_, {k: v for k, v in values.items() if v}

@@ -18,8 +18,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from relay import mime
+from relay.status import actions_for
 from relay.store import MessageRow
-from relay.store.queue_view import actions_for
 from web import htmlbody
 from web.listing import navigation, render, safe_next, store_of
 from web.security import check_post
@@ -52,12 +52,12 @@ def structures_of(request: Request) -> Structures:
     return structures
 
 
-async def view_of(request: Request, message_id: str, raw: bytes) -> mime.MessageView:
+async def view_of(request: Request, message_id: str, raw: bytes) -> mime.view.MessageView:
     """The view of a stored message, read off the event loop when it is large."""
     return await structures_of(request).view(message_id, raw)
 
 
-async def part_of(request: Request, message_id: str, part_id: str) -> mime.Found | None:
+async def part_of(request: Request, message_id: str, part_id: str) -> mime.view.Found | None:
     """One part of a stored message and its bytes (None: no such message or part), only
     that part decoded, off the event loop when it is large."""
     raw = await store_of(request).messages.raw(message_id)
@@ -157,7 +157,7 @@ async def message_part(request: Request) -> Response:
     return part_response(*found)
 
 
-def part_response(attachment: mime.Attachment, data: bytes) -> Response:
+def part_response(attachment: mime.view.Attachment, data: bytes) -> Response:
     """A part as a download (images inline), sandboxed: mail content never runs here."""
     filename = safe_filename(attachment.filename, f"part-{attachment.part_id}")
     inline = attachment.content_type in _INLINE_TYPES  # shown by the browser, never run
@@ -212,11 +212,7 @@ async def message_action(request: Request) -> Response:
         ids = _recipient_ids(list(form.getlist("recipient")))
         if await store.messages.get(message_id) is None:
             raise HTTPException(404, "no such message")
-        queue = store.queue
-        act = {"retry": queue.retry, "hold": queue.hold, "release": queue.release}.get(
-            str(action), queue.cancel
-        )
-        await act(message_id, time.time(), ids)
+        await store.actions.act(str(action), message_id, time.time(), ids)
         back = f"{request.url_for('message', id=message_id).path}?tab=deliveries"
         return RedirectResponse(safe_next(form.get("next"), back), status_code=303)
     raise HTTPException(400, f"action must be one of {', '.join(MESSAGE_ACTIONS)}")

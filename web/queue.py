@@ -15,10 +15,9 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from relay.config import Config
-from relay.routing import MX
-from relay.status import ACTIONS, SHOWN
+from relay.routing import MX, Destination
+from relay.status import ACTIONS, SHOWN, actions_for
 from relay.store import ErrorKey, Group, QueueFilter, QueueSummary
-from relay.store.queue_view import MX_PREFIX, actions_for
 from web.listing import navigation, render, safe_next, store_of
 from web.security import check_post
 
@@ -42,24 +41,25 @@ ACTION_SCOPE = {
 
 
 @dataclass(frozen=True)
-class Destination:
-    """A destination key in words: its name and where it leads."""
+class Shown:
+    """A destination in words: its name and where it leads."""
 
     name: str
     detail: str
 
 
-def destination(key: str, config: Config) -> Destination:
-    """How a destination key ("relay:NAME", "relay:mx:DOMAIN") is shown."""
-    if key.startswith(MX_PREFIX):
-        return Destination(key[len(MX_PREFIX) :] or "(no domain)", "direct, to its MX hosts")
-    name = key.removeprefix("relay:")
+def destination(key: str, config: Config) -> Shown:
+    """How a destination's text form ("relay:NAME", "relay:mx:DOMAIN") is shown."""
+    dest = Destination.parse(key)
+    if dest.is_mx and dest.domain is not None:
+        return Shown(dest.domain or "(no domain)", "direct, to its MX hosts")
+    name = dest.upstream
     upstream = config.upstream.get(name)
     if upstream is not None:
-        return Destination(name, f"upstream {upstream.host}:{upstream.port}")
+        return Shown(name, f"upstream {upstream.host}:{upstream.port}")
     if name == MX:
-        return Destination(name, "direct, to the MX hosts")
-    return Destination(name, "upstream not in the configuration")
+        return Shown(name, "direct, to the MX hosts")
+    return Shown(name, "upstream not in the configuration")
 
 
 def read_queue_filter(params: QueryParams | FormData) -> tuple[QueueFilter, dict[str, str]]:
@@ -170,10 +170,10 @@ async def queue_action(request: Request) -> Response:
     form = await request.form()
     check_post(request, form)
     back = safe_next(form.get("next"), str(request.url_for("queue").path))
-    view = store_of(request).queue_view
+    actions = store_of(request).actions
     one = _one(form.get("act"))
     if one is not None:
-        await view.act_on(one[0], [one[1]], time.time())
+        await actions.act_on(one[0], [one[1]], time.time())
         return RedirectResponse(back, status_code=303)
     action = form.get("action")
     if not isinstance(action, str) or action not in BULK_ACTIONS:
@@ -186,7 +186,7 @@ async def queue_action(request: Request) -> Response:
                 "queue_confirm.html",
                 {
                     "action": action,
-                    "total": await view.affected(action, filter_),
+                    "total": await actions.affected(action, filter_),
                     "queue_params": params,
                     "next": back,
                     "section": "queue",
@@ -197,7 +197,7 @@ async def queue_action(request: Request) -> Response:
                     **await navigation(request),
                 },
             )
-        await view.act_matching(action, filter_, time.time())
+        await actions.act_matching(action, filter_, time.time())
         return RedirectResponse(back, status_code=303)
-    await view.act_on(action, _ids(form), time.time())
+    await actions.act_on(action, _ids(form), time.time())
     return RedirectResponse(back, status_code=303)

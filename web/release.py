@@ -119,7 +119,8 @@ async def release_page(request: Request) -> Response:
     if problems:
         return render(request, "release.html", context, status=400)
     if posted:
-        released = await store.queue.release_captured(row.id, addresses, config.route, time.time())
+        routed = routing.route_all(addresses, config.route)
+        released = await store.actions.release_captured(row.id, routed, time.time())
         if released is None:
             raise HTTPException(404, "no such message")
         context["released"] = released

@@ -14,8 +14,8 @@ import dataclasses
 from collections import OrderedDict
 
 from relay import mime
-from relay.offload import VIEWS
-from relay.structure import Tree
+from relay.mime.structure import Tree
+from relay.offload import PARSE_IN_THREAD, VIEWS
 
 MAX_PARTS = 10_000
 """Parts held in all kept trees together (a part costs a few hundred bytes, and about
@@ -37,8 +37,8 @@ class Structures:
         if kept is not None and kept.size == len(raw):
             self._trees.move_to_end(message_id)
             return dataclasses.replace(kept, raw=raw)
-        tree = await VIEWS.run(len(raw), mime.structure, raw)
-        if len(raw) > mime.PARSE_IN_THREAD and len(tree.parts) <= self.max_parts:
+        tree = await VIEWS.run(len(raw), mime.view.structure, raw)
+        if len(raw) > PARSE_IN_THREAD and len(tree.parts) <= self.max_parts:
             self._keep(message_id, tree)
         return tree
 
@@ -51,15 +51,15 @@ class Structures:
             _, dropped = self._trees.popitem(last=False)
             self._parts -= len(dropped.parts)
 
-    async def view(self, message_id: str, raw: bytes) -> mime.MessageView:
-        """The view of a message (mime.view), off the loop when it is large."""
+    async def view(self, message_id: str, raw: bytes) -> mime.view.MessageView:
+        """The view of a message (mime.view.of), off the loop when it is large."""
         tree = await self.tree(message_id, raw)
-        return await VIEWS.run(len(raw), mime.view, raw, tree)
+        return await VIEWS.run(len(raw), mime.view.of, raw, tree)
 
-    async def part(self, message_id: str, raw: bytes, part_id: str) -> mime.Found | None:
-        """One part of a message and its decoded bytes (mime.part_in), the decoding off
+    async def part(self, message_id: str, raw: bytes, part_id: str) -> mime.view.Found | None:
+        """One part of a message and its decoded bytes (mime.view.part_in), the decoding off
         the loop when the part is large."""
         tree = await self.tree(message_id, raw)
         found = tree.find(part_id)
         size = found.end - found.body if found else 0
-        return await VIEWS.run(size, mime.part_in, tree, part_id)
+        return await VIEWS.run(size, mime.view.part_in, tree, part_id)

@@ -198,16 +198,16 @@ async def act(store: Store, config: Config, args: argparse.Namespace) -> int:
     now = time.time()
     missing: list[str] = []
     if args.all:
-        changed = await store.queue_view.act_matching(action, read_filter(args), now)
+        changed = await store.actions.act_matching(action, read_filter(args), now)
     else:
         found = {r.id for r in await store.queue_view.find(numbers)}
         missing += [str(n) for n in numbers if n not in found]
-        changed = await store.queue_view.act_on(action, sorted(found), now)
+        changed = await store.actions.act_on(action, sorted(found), now)
         for wanted in messages:
             if await store.messages.get(wanted) is None:
                 missing.append(wanted)
             else:
-                changed += await store.queue.act(action, wanted, now)
+                changed += await store.actions.act(action, wanted, now)
     if args.json:
         print_json({"action": action, "changed": changed, "not_found": missing})
     else:

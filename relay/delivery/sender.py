@@ -1,7 +1,7 @@
 """Sending one envelope to one destination: which hosts, which pool, what came back.
 
-A route "relay:NAME" goes to `[upstream.NAME]`; "relay:mx" to the recipient domain's MX
-hosts in preference order (the next host when one cannot be reached). A pooled connection
+A destination (relay.routing.Destination) names an `[upstream.NAME]`, or the MX hosts of
+a domain, tried in preference order (the next host when one cannot be reached). A pooled connection
 that turns out broken, or closing (421 to every recipient: the server timed it out while
 it was idle), is dropped and the envelope sent again on a fresh one: that try does not
 count as an attempt.
@@ -22,7 +22,7 @@ from relay.delivery.pool import Pool, Target
 from relay.delivery.retry import Reply
 from relay.delivery.transaction import Envelope
 from relay.errors import DeliveryError
-from relay.store.queue import MX_ROUTE
+from relay.routing import Destination
 
 log = logging.getLogger(__name__)
 
@@ -48,22 +48,22 @@ class Sender:
         self.pools: dict[str, Pool] = {}
         self._closing: set[asyncio.Task[None]] = set()
 
-    def settings(self, route: str) -> ConnectionSettings:
-        """The connection settings that apply to a route (MX, an upstream, else defaults)."""
-        if route == MX_ROUTE:
+    def settings(self, destination: Destination) -> ConnectionSettings:
+        """The connection settings of a destination (MX, an upstream, else defaults)."""
+        if destination.is_mx:
             return self.config.mx
-        upstream = self.config.upstream.get(route.removeprefix("relay:"))
+        upstream = self.config.upstream.get(destination.upstream)
         return upstream if upstream is not None else ConnectionSettings()
 
-    async def _targets(self, route: str, domain: str) -> list[Target]:
-        if route == MX_ROUTE:
+    async def _targets(self, destination: Destination) -> list[Target]:
+        if destination.is_mx:
             mx = self.config.mx
-            hosts = await self.resolver.hosts(domain)
+            hosts = await self.resolver.hosts(destination.domain or "")
             return [Target(f"mx:{h.name}", h.name, mx.port, mx, h.addresses) for h in hosts]
-        name = route.removeprefix("relay:")
+        name = destination.upstream
         upstream = self.config.upstream.get(name)
-        if not route.startswith("relay:") or upstream is None:
-            text = f"route {route!r} names no [upstream] in the configuration"
+        if not destination.relays or upstream is None:
+            text = f"route {destination.route!r} names no [upstream] in the configuration"
             raise DeliveryError(0, text, True, UNKNOWN_ROUTE)
         target = Target(
             f"upstream:{name}",
@@ -86,11 +86,11 @@ class Sender:
             pool = self.pools[target.key] = Pool(target, self.local_hostname)
         return pool
 
-    async def send(self, route: str, domain: str, envelope: Envelope) -> Sent:
-        """Send `envelope` along `route`; every failure becomes replies, nothing raises."""
+    async def send(self, destination: Destination, envelope: Envelope) -> Sent:
+        """Send `envelope` to `destination`; every failure becomes replies, nothing raises."""
         count = len(envelope.recipients)
         try:
-            targets = await self._targets(route, domain)
+            targets = await self._targets(destination)
         except DeliveryError as exc:
             return Sent("", [retry.from_exception(exc)] * count)
         failure: Reply | None = None

@@ -33,9 +33,9 @@ from relay.delivery.retry import Reply
 from relay.delivery.sender import Sender, Sent
 from relay.delivery.transaction import Envelope
 from relay.metrics import Metrics
+from relay.routing import Destination
 from relay.status import Status
 from relay.store import Claim, Result, Store
-from relay.store.queue import MX_ROUTE
 
 log = logging.getLogger(__name__)
 
@@ -48,16 +48,11 @@ RETRY_AFTER_ERROR = 1.0
 """Seconds before looking at the queue again after it could not be read (doubling)."""
 
 
-def destination(claim: Claim) -> str:
-    """The destination a claimed recipient goes to: its route, or "mx:DOMAIN"."""
-    return f"mx:{claim.domain}" if claim.route == MX_ROUTE else claim.route
-
-
 @dataclass(frozen=True)
 class Group:
     """Recipients of one message for one destination: one SMTP transaction (or a few)."""
 
-    destination: str
+    destination: Destination
     claims: tuple[Claim, ...]
 
     @property
@@ -68,9 +63,9 @@ class Group:
 
 def group(claims: Sequence[Claim]) -> list[Group]:
     """Claims grouped per message per destination, in claim order."""
-    groups: dict[tuple[str, str], list[Claim]] = {}
+    groups: dict[tuple[str, Destination], list[Claim]] = {}
     for claim in claims:
-        groups.setdefault((claim.message_id, destination(claim)), []).append(claim)
+        groups.setdefault((claim.message_id, claim.destination), []).append(claim)
     return [Group(dest, tuple(members)) for (_, dest), members in groups.items()]
 
 
@@ -107,7 +102,7 @@ class Worker:
         self._tasks: list[asyncio.Task[None]] = []
         self._jobs: set[asyncio.Task[None]] = set()
         self._in_flight: dict[int, Claim] = {}
-        self._backlog: Counter[str] = Counter()
+        self._backlog: Counter[Destination] = Counter()
 
     async def start(self) -> None:
         """Take back leases a killed process left (SQLite: this process owns the queue), run."""
@@ -162,17 +157,13 @@ class Worker:
                 await asyncio.wait_for(self._wake.wait(), delay)
             self.sleeping.clear()
 
-    def _busy(self) -> tuple[set[str], set[str]]:
-        routes: set[str] = set()
-        domains: set[str] = set()
-        for dest, groups in self._backlog.items():
-            route = MX_ROUTE if dest.startswith("mx:") else dest
-            if groups >= 2 * self.sender.settings(route).max_connections:
-                if dest.startswith("mx:"):
-                    domains.add(dest.removeprefix("mx:"))
-                else:
-                    routes.add(dest)
-        return routes, domains
+    def _busy(self) -> set[Destination]:
+        """Destinations with a backlog of twice their connections: no claims for now."""
+        return {
+            dest
+            for dest, groups in self._backlog.items()
+            if groups >= 2 * self.sender.settings(dest).max_connections
+        }
 
     async def _claim_all(self) -> None:
         while not self._stopping:
@@ -180,10 +171,9 @@ class Worker:
             if room <= 0:
                 return
             limit = min(self.policy.batch_size, room)
-            busy_routes, busy_domains = self._busy()
             now = self.clock.now()
             claims = await self.store.queue.claim(
-                self.owner, now, self.policy.lease, limit, busy_routes, busy_domains
+                self.owner, now, self.policy.lease, limit, self._busy()
             )
             try:  # one read for the batch, not one per message, of bytes not in memory
                 await self.store.prefetch_raw(c.message_id for c in claims)
@@ -223,7 +213,7 @@ class Worker:
         if raw is None:  # or deleted meanwhile: its recipients went with it
             self._forget(g.claims)
             return
-        settings = self.sender.settings(first.route)
+        settings = self.sender.settings(first.destination)
         for chunk in _chunks(g.claims, settings.max_recipients):
             try:
                 await self._send(chunk, raw)
@@ -243,7 +233,7 @@ class Worker:
         started, clock_start = self.clock.now(), loop.time()
         envelope = Envelope(first.mail_from, tuple(c.address for c in chunk), raw)
         try:
-            sent = await self.sender.send(first.route, first.domain, envelope)
+            sent = await self.sender.send(first.destination, envelope)
         except Exception as exc:
             # A bug, not the upstream: defer with backoff rather than retry in a hot loop.
             log.exception("delivery of %s failed unexpectedly", first.message_id)
@@ -276,13 +266,13 @@ class Worker:
         await self.recorder.record(results, now)
         if self.metrics is not None:
             outcomes = Counter(result.status.value for result in results)
-            self.metrics.delivery_attempt(destination(first), dict(outcomes), duration)
+            self.metrics.delivery_attempt(str(first.destination), dict(outcomes), duration)
         for claim, result in zip(chunk, results, strict=True):
             log.info(
                 "%s to=<%s> via %s: %s (%s)",
                 result.message_id,
                 claim.address,
-                sent.host or first.route,
+                sent.host or first.destination.route,
                 result.status.value,
                 " ".join(str(p) for p in (result.code, result.enhanced, result.text) if p),
             )

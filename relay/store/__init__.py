@@ -1,5 +1,5 @@
-"""The store: the only place that runs SQL. SMTP writes to it, delivery claims from it,
-the web reads it and calls its operator actions."""
+"""The store: the only place that runs SQL. Ingest writes to it, delivery claims from it
+(queue.py), the web and the CLI read it and act through its operator actions (actions.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from collections.abc import Collection, Iterable
 from relay.config import StorageConfig
 from relay.status import Status
 from relay.store import retention
+from relay.store.accepted import NewMessage, NewRecipient, message_rows
+from relay.store.actions import Actions, Released
 from relay.store.batch import GroupCommit
 from relay.store.counts import Counts, RecipientStats
 from relay.store.database import Database
@@ -15,23 +17,16 @@ from relay.store.error_key import ErrorKey
 from relay.store.events import Event, Events
 from relay.store.fresh import FreshRaw
 from relay.store.indexer import Indexer
-from relay.store.messages import (
-    MessageRow,
-    Messages,
-    NewMessage,
-    NewRecipient,
-    Page,
-    RecipientRow,
-    message_rows,
-)
+from relay.store.messages import MessageRow, Messages, Page, RecipientRow
 from relay.store.migrate import SchemaState
 from relay.store.notices import Notices
-from relay.store.queue import Claim, Queue, Released, Result
+from relay.store.queue import Claim, Queue, Result
 from relay.store.queue_view import Group, QueueFilter, QueuePage, QueueRow, QueueSummary, QueueView
 from relay.store.search import Filter
 from relay.store.timeline import AttemptRow, RecipientTimeline, Timeline
 
 __all__ = [
+    "Actions",
     "AttemptRow",
     "Claim",
     "Counts",
@@ -65,8 +60,10 @@ __all__ = [
 class Store:
     """The database and its nouns, plus the event hub that announces committed changes.
 
-    `messages` stores and reads mail; `queue` claims, records and lets operators act;
-    `queue_view` groups, lists and acts on the queue in bulk for operators.
+    `messages` stores and reads mail; `queue` claims and records what workers send;
+    `queue_view` groups and lists the queue for operators, `actions` is what they do to
+    it (retry, hold, release, cancel, release captured mail); `timeline` reads one
+    message's attempts.
     """
 
     def __init__(self, storage: StorageConfig) -> None:
@@ -75,7 +72,8 @@ class Store:
         self.messages = Messages(self.db)
         self.timeline = Timeline(self.db)
         self.queue = Queue(self.db, self.events)
-        self.queue_view = QueueView(self.db, self.events)
+        self.queue_view = QueueView(self.db)
+        self.actions = Actions(self.db, self.events)
         self.committer = GroupCommit(self.db)
         # SQLite's search index is filled in the background (PostgreSQL keeps its own).
         self.indexer = Indexer(self.db, self.committer) if self.db.is_sqlite else None

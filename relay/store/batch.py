@@ -36,8 +36,8 @@ from sqlalchemy import Boolean, Float, Integer, LargeBinary, String, Table, inse
 from sqlalchemy.engine import Connection, Dialect, Engine
 
 from relay.errors import StoreError
+from relay.store.accepted import MESSAGE_TABLES, MessageRows, insert_rows, table_rows
 from relay.store.database import Database
-from relay.store.messages import MESSAGE_TABLES, MessageRows, insert_rows, table_rows
 
 log = logging.getLogger(__name__)
 

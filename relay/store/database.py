@@ -305,6 +305,23 @@ class Database:
         for payload in payloads(self.origin, kind, ids):
             conn.execute(select(func.pg_notify(CHANNEL, payload)))
 
+    async def notify_changes(
+        self, conn: AsyncConnection, message_ids: Collection[str], due: bool = False
+    ) -> None:
+        """`notify` that these messages changed ("status"), and with `due` that they have
+        recipients to send now ("due")."""
+        if not self.is_sqlite:
+            await conn.run_sync(self.notify_changes_sync, message_ids, due)
+
+    def notify_changes_sync(
+        self, conn: Connection, message_ids: Collection[str], due: bool = False
+    ) -> None:
+        """`notify_changes` inside a blocking transaction."""
+        ids = sorted(set(message_ids))
+        self.notify_sync(conn, "status", ids)
+        if due:
+            self.notify_sync(conn, "due", ids)
+
     async def queue_write(self, work: Callable[[Connection], T]) -> T:
         """Run `work` in one write transaction of the delivery queue and return its result.
 

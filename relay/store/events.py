@@ -7,7 +7,7 @@ A subscriber that falls behind loses old events, never blocks the publisher.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -42,6 +42,14 @@ class Events:
             if queue.full():
                 queue.get_nowait()
             queue.put_nowait(event)
+
+    def announce(self, message_ids: Collection[str], due: bool = False) -> None:
+        """After a commit: these messages changed ("status"), and with `due` they have
+        recipients to send now ("due", which wakes workers)."""
+        for message_id in sorted(set(message_ids)):
+            self.publish(Event("status", message_id))
+            if due:
+                self.publish(Event("due", message_id))
 
     @property
     def subscribers(self) -> int:

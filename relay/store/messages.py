@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,48 +17,19 @@ from sqlalchemy import (
     delete,
     false,
     func,
-    insert,
     literal_column,
     select,
     update,
 )
-from sqlalchemy.engine import Connection
 
-from relay import address
-from relay.mime.summary import TEXT_LIMIT, Summary
 from relay.query import Field
-from relay.status import Status, message_status
+from relay.status import message_status
+from relay.store.accepted import NewMessage, insert_rows, message_rows
 from relay.store.counts import Counts, RecipientStats, count_messages, count_recipients
 from relay.store.database import Database
 from relay.store.memo import Memo
-from relay.store.schema import message, message_raw, message_text, recipient
-from relay.store.search import Filter, ids_matching, search_text, where
-
-
-@dataclass(frozen=True)
-class NewRecipient:
-    """An envelope recipient as accepted, with the route chosen for it."""
-
-    address: str
-    route: str = "capture"
-    status: Status = Status.CAPTURED
-
-
-@dataclass(frozen=True)
-class NewMessage:
-    """A message accepted by SMTP (or the API), ready to be stored."""
-
-    id: str
-    received_at: float
-    mail_from: str
-    recipients: list[NewRecipient]
-    raw: bytes
-    summary: Summary
-    listener: str
-    peer: str
-    helo: str = ""
-    auth_user: str | None = None
-    tls: bool = False
+from relay.store.schema import message, message_raw, recipient
+from relay.store.search import Filter, ids_matching, where
 
 
 @dataclass(frozen=True)
@@ -73,6 +45,12 @@ class RecipientRow:
     last_code: int | None
     last_enhanced: str | None
     last_text: str | None
+
+
+def recipient_columns() -> list[ColumnElement[Any]]:
+    """The recipient's columns a RecipientRow holds, in its order: every read of
+    recipients (a message's, the timeline's, the queue view's) selects these."""
+    return [recipient.c[f.name] for f in dataclasses.fields(RecipientRow)]
 
 
 @dataclass(frozen=True)
@@ -132,111 +110,6 @@ HEAD_BYTES = 16 * 1024
 """Bytes of a raw message read when only its headers are wanted."""
 
 _SUMMARY_COLUMNS = [c for c in message.c]
-_RECIPIENT_COLUMNS = [
-    recipient.c.message_id,
-    recipient.c.id,
-    recipient.c.address,
-    recipient.c.route,
-    recipient.c.status,
-    recipient.c.attempts,
-    recipient.c.next_attempt_at,
-    recipient.c.last_code,
-    recipient.c.last_enhanced,
-    recipient.c.last_text,
-]
-
-
-@dataclass(frozen=True)
-class MessageRows:
-    """The rows one accepted message becomes: summary, raw bytes, recipients."""
-
-    message: dict[str, Any]
-    raw: dict[str, Any]
-    text: dict[str, Any]
-    recipients: list[dict[str, Any]]
-
-
-# Built once: SQLAlchemy memoizes a statement's cache key on the object, so reusing the
-# same objects skips that work on every execution (the compiled SQL is cached as well).
-_INSERTS = [insert(table) for table in (message, message_raw, message_text, recipient)]
-
-
-MESSAGE_TABLES = (message, message_raw, message_text, recipient)
-"""The tables an accepted message is written to, in foreign-key order."""
-
-
-def table_rows(batch: Sequence[MessageRows]) -> list[list[dict[str, Any]]]:
-    """The rows of several messages for each of MESSAGE_TABLES, in that order."""
-    return [
-        [rows.message for rows in batch],
-        [rows.raw for rows in batch],
-        [rows.text for rows in batch],
-        [r for rows in batch for r in rows.recipients],
-    ]
-
-
-def insert_rows(conn: Connection, batch: Sequence[MessageRows]) -> None:
-    """Insert the rows of several messages in `conn`'s transaction: one executemany per
-    table, in foreign-key order. Blocking: run it with `AsyncConnection.run_sync` or in a
-    thread of its own."""
-    for statement, rows in zip(_INSERTS, table_rows(batch), strict=True):
-        if rows:
-            conn.execute(statement, rows)
-
-
-def message_rows(new: NewMessage) -> MessageRows:
-    """The rows of an accepted message, recipients deduplicated (first spelling kept)."""
-    seen: set[str] = set()
-    recipients: list[dict[str, Any]] = []
-    for rcpt in new.recipients:
-        key = address.dedup_key(rcpt.address)
-        if key in seen:
-            continue
-        seen.add(key)
-        recipients.append(
-            {
-                "message_id": new.id,
-                "address": rcpt.address,
-                "address_key": key,
-                "domain": address.domain_of(rcpt.address),
-                "route": rcpt.route,
-                "status": rcpt.status.value,
-                "next_attempt_at": new.received_at if rcpt.status is Status.QUEUED else None,
-                "updated_at": new.received_at,
-            }
-        )
-    s = new.summary
-    row = {
-        "id": new.id,
-        "received_at": new.received_at,
-        "mail_from": new.mail_from,
-        "size": len(new.raw),
-        "subject": s.subject,
-        "from_header": s.from_,
-        "to_header": s.to,
-        "cc_header": s.cc,
-        "message_id_header": s.message_id,
-        "attachments": s.attachments,
-        "snippet": s.snippet,
-        "listener": new.listener,
-        "peer": new.peer,
-        "helo": new.helo,
-        "auth_user": new.auth_user,
-        "tls": new.tls,
-        "read": False,
-    }
-    text = search_text(
-        s.subject,
-        [s.from_, s.to, s.cc, new.mail_from, *(r["address"] for r in recipients)],
-        s.text,
-        TEXT_LIMIT,
-    )
-    return MessageRows(
-        row,
-        {"message_id": new.id, "data": new.raw},
-        {"message_id": new.id, "text": text},
-        recipients,
-    )
 
 
 class Messages:
@@ -263,7 +136,7 @@ class Messages:
         if not ids:
             return by_message
         result = await conn.execute(
-            select(*_RECIPIENT_COLUMNS)
+            select(recipient.c.message_id, *recipient_columns())
             .where(recipient.c.message_id.in_(ids))
             .order_by(recipient.c.id)
         )

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
+    ColumnElement,
     Select,
-    Update,
     and_,
     bindparam,
     case,
@@ -32,33 +32,16 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import BindParameter
 
-from relay import address, routing
-from relay.config import RouteConfig
-from relay.status import ACTIONS, Status
+from relay.routing import MX_ROUTE, Destination
+from relay.status import Status
 from relay.store.database import Database
 from relay.store.error_key import normalize
-from relay.store.events import Event, Events
+from relay.store.events import Events
 from relay.store.schema import attempt, message, recipient
 
 log = logging.getLogger(__name__)
-
-NOT_AN_ADDRESS = "not a valid address"
-"""The reason `release_captured` gives for an address it refuses to queue."""
-
-MX_ROUTE = "relay:mx"
-"""The route label of recipients delivered to their domain's MX hosts."""
-
-MAX_ID = 2**31 - 1
-"""The largest recipient id the schema's integer column holds, on both backends."""
-
-
-def possible_ids(ids: Collection[int]) -> list[int]:
-    """The ids that can name a recipient (1 to MAX_ID); any other matches nothing, and
-    would be refused by the database driver."""
-    return [i for i in ids if 0 < i <= MAX_ID]
 
 
 @dataclass(frozen=True)
@@ -68,8 +51,7 @@ class Claim:
     id: int
     message_id: str
     address: str
-    route: str
-    domain: str
+    destination: Destination
     attempts: int
     mail_from: str
     received_at: float
@@ -91,55 +73,10 @@ class Result:
     duration: float
 
 
-@dataclass(frozen=True)
-class Released:
-    """What releasing a captured message did: addresses queued (with their route) and
-    addresses left alone, each with the reason (its route, or its status)."""
-
-    queued: dict[str, str]
-    skipped: dict[str, str]
-
-
-@dataclass(frozen=True)
-class AttemptRow:
-    """One recorded delivery attempt of one recipient."""
-
-    recipient_id: int
-    address: str
-    started_at: float
-    duration: float
-    host: str
-    code: int | None
-    enhanced: str | None
-    text: str
-
-
-def action_update(action: str, now: float) -> tuple[list[str], dict[str, object]]:
-    """For an operator action: the statuses it applies to, and the values it sets."""
-    sources, target, due_now = ACTIONS[action]
-    values: dict[str, object] = {"status": target.value, "updated_at": now}
-    if due_now:
-        values["next_attempt_at"] = now
-    if target is Status.CANCELLED:
-        values["next_attempt_at"] = None
-    return sorted(s.value for s in sources), values
-
-
-def makes_due(action: str) -> bool:
-    """Whether an operator action makes its recipients due now (retry, release)."""
-    return ACTIONS[action][2]
-
-
-@functools.cache
-def _claim_statements(
-    busy_routes: bool, busy_domains: bool
-) -> tuple[Select[tuple[int]], Select[tuple[int]], Update, Select[Any]]:
-    """The statements of a claim, built once (with bound parameters: now, limit, ids,
-    busy_routes and busy_domains when there are busy destinations, and the lease's owner,
-    until and updated): pick due recipients, add their messages' other due recipients,
-    lease them all, read what the worker needs."""
+def _claimable(busy_routes: bool, busy_domains: bool) -> list[ColumnElement[bool]]:
+    """Due recipients (waiting, or with a lapsed lease), but those of busy destinations
+    (bound parameters: now, and busy_routes and busy_domains when there are any)."""
     now: BindParameter[float] = bindparam("now")
-    ids: BindParameter[list[int]] = bindparam("ids", expanding=True)
     conditions = [
         or_(
             and_(
@@ -160,6 +97,19 @@ def _claim_statements(
                 )
             )
         )
+    return conditions
+
+
+_IDS: BindParameter[list[int]] = bindparam("ids", expanding=True)
+
+
+@functools.cache
+def _claim_statements(
+    busy_routes: bool, busy_domains: bool
+) -> tuple[Select[tuple[int]], Select[tuple[int]]]:
+    """How a claim picks, built once (with bound parameters: now, limit, ids, and those of
+    `_claimable`): due recipients, then their messages' other due recipients."""
+    conditions = _claimable(busy_routes, busy_domains)
     pick = (
         select(recipient.c.id)
         .where(*conditions)
@@ -167,42 +117,56 @@ def _claim_statements(
         .limit(bindparam("limit"))
         .with_for_update(skip_locked=True)
     )
-    picked_messages = select(recipient.c.message_id).where(recipient.c.id.in_(ids))
+    picked_messages = select(recipient.c.message_id).where(recipient.c.id.in_(_IDS))
     siblings = (
         select(recipient.c.id)
         .where(
             *conditions,
             recipient.c.message_id.in_(picked_messages),
-            recipient.c.id.not_in(ids),
+            recipient.c.id.not_in(_IDS),
         )
         .with_for_update(skip_locked=True)
     )
-    lease_them = (
-        update(recipient)
-        .where(recipient.c.id.in_(ids))
-        .values(
-            status=Status.SENDING.value,
-            lease_owner=bindparam("owner"),
-            lease_until=bindparam("until"),
-            updated_at=bindparam("updated"),
-        )
+    return pick, siblings
+
+
+_LEASE = (
+    update(recipient)
+    .where(recipient.c.id.in_(_IDS))
+    .values(
+        status=Status.SENDING.value,
+        lease_owner=bindparam("owner"),
+        lease_until=bindparam("until"),
+        updated_at=bindparam("updated"),
     )
-    claimed = (
-        select(
-            recipient.c.id,
-            recipient.c.message_id,
-            recipient.c.address,
-            recipient.c.route,
-            recipient.c.domain,
-            recipient.c.attempts,
-            message.c.mail_from,
-            message.c.received_at,
-        )
-        .join(message, message.c.id == recipient.c.message_id)
-        .where(recipient.c.id.in_(ids))
-        .order_by(recipient.c.id)
+)
+"""Lease the recipients `ids` to `owner` until `until` (built once)."""
+
+_CLAIMED = (
+    select(
+        recipient.c.id,
+        recipient.c.message_id,
+        recipient.c.address,
+        recipient.c.route,
+        recipient.c.domain,
+        recipient.c.attempts,
+        message.c.mail_from,
+        message.c.received_at,
     )
-    return pick, siblings, lease_them, claimed
+    .join(message, message.c.id == recipient.c.message_id)
+    .where(recipient.c.id.in_(_IDS))
+    .order_by(recipient.c.id)
+)
+"""What the worker needs of the recipients `ids` (built once)."""
+
+
+def _claim(row: Any) -> Claim:
+    """A claimed recipient from a row of `_CLAIMED`."""
+    destination = Destination.stored(row.route, row.domain)
+    return Claim(
+        row.id, row.message_id, row.address, destination, row.attempts, row.mail_from,
+        row.received_at,
+    )  # fmt: skip
 
 
 _RECORD_RESULT = (
@@ -238,65 +202,36 @@ class Queue:
         self.db = db
         self.events = events
 
-    def _announce(self, message_ids: Collection[str], due: bool = False) -> None:
-        """After the commit: tell this process's subscribers that these messages changed,
-        and with `due` that they have recipients to send now (which wakes workers)."""
-        for message_id in sorted(set(message_ids)):
-            self.events.publish(Event("status", message_id))
-            if due:
-                self.events.publish(Event("due", message_id))
-
-    async def _notify(
-        self, conn: AsyncConnection, message_ids: Collection[str], due: bool = False
-    ) -> None:
-        """Inside the transaction: tell the other processes the same, at commit (PostgreSQL)."""
-        if not self.db.is_sqlite:
-            await conn.run_sync(self._notify_sync, message_ids, due)
-
-    def _notify_sync(
-        self, conn: Connection, message_ids: Collection[str], due: bool = False
-    ) -> None:
-        """`_notify` inside a blocking transaction (`queue_write`'s)."""
-        ids = sorted(set(message_ids))
-        self.db.notify_sync(conn, "status", ids)
-        if due:
-            self.db.notify_sync(conn, "due", ids)
-
     async def claim(
         self,
         owner: str,
         now: float,
         lease: float,
         limit: int,
-        busy_routes: Collection[str] = (),
-        busy_mx_domains: Collection[str] = (),
+        busy: Collection[Destination] = (),
     ) -> list[Claim]:
         """Lease about `limit` due recipients (waiting, or with a lapsed lease) to `owner`.
 
         The batch is rounded up to whole messages, so that the due recipients of one message
-        travel together (one transaction per destination). Recipients of busy destinations
-        (a named route, or an MX domain) are left for later. The lease is committed when
-        this returns.
+        travel together (one transaction per destination). Recipients of `busy`
+        destinations are left for later. The lease is committed when this returns.
         """
-        pick, siblings, lease_them, claimed = _claim_statements(
-            bool(busy_routes), bool(busy_mx_domains)
-        )
+        busy_routes = sorted({d.route for d in busy if not d.is_mx})
+        busy_domains = sorted({d.domain for d in busy if d.is_mx and d.domain is not None})
+        pick, siblings = _claim_statements(bool(busy_routes), bool(busy_domains))
         params: dict[str, object] = {"now": now, "limit": limit}
         if busy_routes:
-            params["busy_routes"] = list(busy_routes)
-        if busy_mx_domains:
-            params["busy_domains"] = list(busy_mx_domains)
+            params["busy_routes"] = busy_routes
+        if busy_domains:
+            params["busy_domains"] = busy_domains
 
         def work(conn: Connection) -> list[Claim]:
             ids = list(conn.execute(pick, params).scalars())
             if not ids:
                 return []
             ids += list(conn.execute(siblings, {**params, "ids": ids}).scalars())
-            conn.execute(
-                lease_them,
-                {"ids": ids, "owner": owner, "until": now + lease, "updated": now},
-            )
-            return [Claim(*row) for row in conn.execute(claimed, {"ids": ids})]
+            conn.execute(_LEASE, {"ids": ids, "owner": owner, "until": now + lease, "updated": now})
+            return [_claim(row) for row in conn.execute(_CLAIMED, {"ids": ids})]
 
         return await self.db.queue_write(work)
 
@@ -320,48 +255,15 @@ class Queue:
             # Locked, so that a delete cannot slip in before the attempts are written.
             alive = set(conn.execute(present.with_for_update()).scalars())
             recorded = [r for r in results if r.recipient_id in alive]
-            if not recorded:
-                return []
-            conn.execute(
-                insert(attempt),
-                [
-                    {
-                        "recipient_id": r.recipient_id,
-                        "started_at": r.started_at,
-                        "duration": r.duration,
-                        "host": r.host,
-                        "code": r.code,
-                        "enhanced": r.enhanced or None,
-                        "text": r.text,
-                    }
-                    for r in recorded
-                ],
-            )
-            for r in recorded:
-                done = conn.execute(
-                    _RECORD_RESULT,
-                    {
-                        "recipient": r.recipient_id,
-                        "owner": owner,
-                        "new_status": r.status.value,
-                        "next_attempt": r.next_attempt_at,
-                        "code": r.code,
-                        "enhanced": r.enhanced or None,
-                        "text": r.text,
-                        "error_key": normalize(r.text),
-                        "updated": now,
-                    },
-                )
-                if not done.rowcount:
-                    lost.append(r.recipient_id)
-            self._notify_sync(conn, [r.message_id for r in recorded])
+            if recorded:
+                lost.extend(_record(conn, owner, recorded, now))
+                self.db.notify_changes_sync(conn, [r.message_id for r in recorded])
             return recorded
 
         recorded = await self.db.queue_write(work)
         for recipient_id in lost:
             log.warning("recipient %d: lease lost before its result was recorded", recipient_id)
-        if recorded:
-            self._announce([r.message_id for r in recorded])
+        self.events.announce([r.message_id for r in recorded])
         return len(recorded) - len(lost)
 
     async def give_back(self, owner: str, ids: Collection[int], now: float) -> int:
@@ -380,11 +282,11 @@ class Queue:
                 )
                 .values(status=_WAITING_AGAIN, lease_owner=None, lease_until=None, updated_at=now)
             )
-            self._notify_sync(conn, message_ids, due=True)
+            self.db.notify_changes_sync(conn, message_ids, due=True)
             return message_ids, result.rowcount or 0
 
         message_ids, given = await self.db.queue_write(work)
-        self._announce(message_ids, due=True)
+        self.events.announce(message_ids, due=True)
         return given
 
     async def renew(self, owner: str, ids: Collection[int], until: float) -> int:
@@ -427,12 +329,12 @@ class Queue:
                 .where(recipient.c.id.in_(ids))
                 .values(status=_WAITING_AGAIN, lease_owner=None, lease_until=None, updated_at=now)
             )
-            self._notify_sync(conn, message_ids, due=True)
+            self.db.notify_changes_sync(conn, message_ids, due=True)
             return message_ids, len(ids)
 
         message_ids, released = await self.db.queue_write(work)
         if released:
-            self._announce(message_ids, due=True)
+            self.events.announce(message_ids, due=True)
         return released
 
     async def next_due(self, now: float, owner: str) -> float | None:
@@ -465,141 +367,41 @@ class Queue:
         )
         return list(rows.scalars())
 
-    # Operator actions, for the web and the CLI. A recipient being sent is left alone.
 
-    async def _act(
-        self, action: str, message_id: str, now: float, recipient_ids: Collection[int] | None
-    ) -> int:
-        sources, values = action_update(action, now)
-        due_now = makes_due(action)
-        conditions = [recipient.c.message_id == message_id, recipient.c.status.in_(sources)]
-        if recipient_ids is not None:
-            conditions.append(recipient.c.id.in_(possible_ids(recipient_ids)))
-        async with self.db.writer.begin() as conn:
-            result = await conn.execute(update(recipient).where(*conditions).values(**values))
-            if result.rowcount:
-                await self._notify(conn, [message_id], due=due_now)
-        changed = result.rowcount or 0
-        if changed:
-            self._announce([message_id], due=due_now)
-        return changed
-
-    async def act(
-        self,
-        action: str,
-        message_id: str,
-        now: float,
-        recipient_ids: Collection[int] | None = None,
-    ) -> int:
-        """An operator action (a key of ACTIONS) on a message's recipients (those in
-        `recipient_ids`, else all) in states it applies to. Returns how many changed."""
-        return await self._act(action, message_id, now, recipient_ids)
-
-    async def retry(
-        self, message_id: str, now: float, recipient_ids: Collection[int] | None = None
-    ) -> int:
-        """Deferred or failed recipients: queued again, due now. Returns how many changed."""
-        return await self._act("retry", message_id, now, recipient_ids)
-
-    async def hold(
-        self, message_id: str, now: float, recipient_ids: Collection[int] | None = None
-    ) -> int:
-        """Queued or deferred recipients: held until released. Returns how many changed."""
-        return await self._act("hold", message_id, now, recipient_ids)
-
-    async def release(
-        self, message_id: str, now: float, recipient_ids: Collection[int] | None = None
-    ) -> int:
-        """Held recipients: queued again, due now. Returns how many changed."""
-        return await self._act("release", message_id, now, recipient_ids)
-
-    async def cancel(
-        self, message_id: str, now: float, recipient_ids: Collection[int] | None = None
-    ) -> int:
-        """Queued, deferred or held recipients: cancelled, never sent. Returns how many."""
-        return await self._act("cancel", message_id, now, recipient_ids)
-
-    async def release_captured(
-        self, message_id: str, addresses: Sequence[str], rules: Sequence[RouteConfig], now: float
-    ) -> Released | None:
-        """Queue a stored message for `addresses`, each through the route `rules` give it.
-
-        An address already a captured recipient of the message is queued in place; a new
-        one is added. Addresses that route to capture or reject, whose recipient is in
-        another state, or that hold characters no address may (CR, LF, NUL...: they could
-        smuggle commands or headers) are left alone and reported. None when there is no
-        such message.
-        """
-        queued: dict[str, str] = {}
-        skipped: dict[str, str] = {}
-        async with self.db.writer.begin() as conn:
-            found = await conn.execute(select(message.c.id).where(message.c.id == message_id))
-            if found.first() is None:
-                return None
-            existing = {
-                row.address_key: row
-                for row in await conn.execute(
-                    select(recipient.c.id, recipient.c.address_key, recipient.c.status).where(
-                        recipient.c.message_id == message_id
-                    )
-                )
+def _record(conn: Connection, owner: str, results: Sequence[Result], now: float) -> list[int]:
+    """Write each result's attempt and its recipient's new state, if `owner` still holds
+    its lease; return the recipients whose lease went elsewhere."""
+    conn.execute(
+        insert(attempt),
+        [
+            {
+                "recipient_id": r.recipient_id,
+                "started_at": r.started_at,
+                "duration": r.duration,
+                "host": r.host,
+                "code": r.code,
+                "enhanced": r.enhanced or None,
+                "text": r.text,
             }
-            for rcpt in address.dedupe(list(addresses)):
-                if not address.sendable(rcpt):
-                    skipped[rcpt] = NOT_AN_ADDRESS
-                    continue
-                decision = routing.route(rcpt, rules)
-                if decision.action != "relay":
-                    skipped[rcpt] = decision.label
-                    continue
-                key = address.dedup_key(rcpt)
-                row = existing.get(key)
-                values = {
-                    "route": decision.label,
-                    "status": Status.QUEUED.value,
-                    "next_attempt_at": now,
-                    "updated_at": now,
-                }
-                if row is None:
-                    await conn.execute(
-                        insert(recipient).values(
-                            message_id=message_id,
-                            address=rcpt,
-                            address_key=key,
-                            domain=address.domain_of(rcpt),
-                            **values,
-                        )
-                    )
-                elif row.status == Status.CAPTURED.value:
-                    await conn.execute(
-                        update(recipient).where(recipient.c.id == row.id).values(**values)
-                    )
-                else:
-                    skipped[rcpt] = row.status
-                    continue
-                queued[rcpt] = decision.label
-            if queued:
-                await self._notify(conn, [message_id], due=True)
-        if queued:
-            self._announce([message_id], due=True)
-        return Released(queued, skipped)
-
-    async def attempts(self, message_id: str) -> list[AttemptRow]:
-        """Every recorded attempt for a message's recipients, oldest first."""
-        async with self.db.reader.connect() as conn:
-            rows = await conn.execute(
-                select(
-                    attempt.c.recipient_id,
-                    recipient.c.address,
-                    attempt.c.started_at,
-                    attempt.c.duration,
-                    attempt.c.host,
-                    attempt.c.code,
-                    attempt.c.enhanced,
-                    attempt.c.text,
-                )
-                .join(recipient, recipient.c.id == attempt.c.recipient_id)
-                .where(recipient.c.message_id == message_id)
-                .order_by(attempt.c.id)
-            )
-            return [AttemptRow(*row) for row in rows]
+            for r in results
+        ],
+    )
+    lost = []
+    for r in results:
+        done = conn.execute(
+            _RECORD_RESULT,
+            {
+                "recipient": r.recipient_id,
+                "owner": owner,
+                "new_status": r.status.value,
+                "next_attempt": r.next_attempt_at,
+                "code": r.code,
+                "enhanced": r.enhanced or None,
+                "text": r.text,
+                "error_key": normalize(r.text),
+                "updated": now,
+            },
+        )
+        if not done.rowcount:
+            lost.append(r.recipient_id)
+    return lost

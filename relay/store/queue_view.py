@@ -1,32 +1,32 @@
 """The queue as operators see it: recipients that need a look (deferred, failed, held),
 grouped by destination and by error, listed, and acted on one by one or all at once.
 
-A destination is where delivery goes: a named upstream (its route, "relay:smarthost"), or
-for direct delivery the recipient's domain ("relay:mx:example.com"), as the worker pools
-them. An error group is a reply code, enhanced code and normalised text (error_key.py), kept
-in `recipient.last_error_key` when a result is recorded.
-The web UI, the JSON API and the CLI all read and act through this module.
+A destination is where delivery goes (relay.routing.Destination, in its text form): a
+named upstream ("relay:smarthost"), or for direct delivery the recipient's domain
+("relay:mx:example.com"), as the worker pools them. An error group is a reply code,
+enhanced code and normalised text (error_key.py), kept in `recipient.last_error_key` when
+a result is recorded. The web UI, the JSON API and the CLI all read through this module;
+they act through actions.py.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, and_, case, exists, func, literal, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, exists, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from relay.status import ACTIONS, SHOWN, Status
+from relay.routing import MX_PREFIX, MX_ROUTE, Destination
+from relay.status import SHOWN, Status
 from relay.store.database import Database
 from relay.store.error_key import ErrorKey, normalize
-from relay.store.events import Event, Events
 from relay.store.memo import Memo
-from relay.store.queue import MX_ROUTE, action_update, makes_due, possible_ids
-from relay.store.schema import message, recipient
+from relay.store.messages import RecipientRow, recipient_columns
+from relay.store.schema import message, possible_ids, recipient
 from relay.store.search import like_pattern
 
-MX_PREFIX = MX_ROUTE + ":"
 GROUP_LIMIT = 100
 GroupBy = Literal["destination", "error"]
 
@@ -100,20 +100,12 @@ class Group:
 
 
 @dataclass(frozen=True)
-class QueueRow:
-    """One recipient in the queue view, with its message's sender and subject."""
+class QueueRow(RecipientRow):
+    """One recipient in the queue view, with its destination and its message's sender
+    and subject."""
 
-    id: int
     message_id: str
-    address: str
-    route: str
     destination: str
-    status: str
-    attempts: int
-    next_attempt_at: float | None
-    last_code: int | None
-    last_enhanced: str | None
-    last_text: str | None
     updated_at: float
     received_at: float
     mail_from: str
@@ -156,11 +148,6 @@ def domain_key(domain: str) -> str:
     return domain.strip().lower().rstrip(".")
 
 
-def destination_key(route: str, domain: str) -> str:
-    """Where a recipient is delivered: its route, or for MX its route and domain."""
-    return f"{MX_PREFIX}{domain}" if route == MX_ROUTE else route
-
-
 _DESTINATION = case(
     (recipient.c.route == MX_ROUTE, literal(MX_PREFIX) + recipient.c.domain),
     else_=recipient.c.route,
@@ -168,9 +155,10 @@ _DESTINATION = case(
 
 
 def _destination_is(key: str) -> ColumnElement[bool]:
-    if key.startswith(MX_PREFIX):
-        return and_(recipient.c.route == MX_ROUTE, recipient.c.domain == key[len(MX_PREFIX) :])
-    return recipient.c.route == key
+    destination = Destination.parse(key)
+    if destination.domain is None:
+        return recipient.c.route == destination.route
+    return and_(recipient.c.route == destination.route, recipient.c.domain == destination.domain)
 
 
 # Recipients never tried have no key; they group as an empty text.
@@ -235,9 +223,8 @@ def _count_of(status: str) -> Any:
 class QueueView:
     """Reads and bulk actions over the queue, for operators."""
 
-    def __init__(self, db: Database, events: Events) -> None:
+    def __init__(self, db: Database) -> None:
         self.db = db
-        self.events = events
         self._summary = Memo(db, self._summary_now)
 
     async def summary(self) -> QueueSummary:
@@ -268,15 +255,6 @@ class QueueView:
             )
             found = {str(status): int(n) for status, n in rows}
         return {status: found.get(status, 0) for status in SHOWN}
-
-    async def affected(self, action: str, filter_: QueueFilter) -> int:
-        """How many recipients `act_matching(action, filter_)` would change now."""
-        sources, _values = action_update(action, 0.0)
-        shown = [s for s in sources if s in SHOWN]
-        async with self.db.reader.connect() as conn:
-            query = select(func.count()).select_from(recipient)
-            result = await conn.execute(query.where(*conditions(filter_, statuses=shown)))
-            return int(result.scalar_one())
 
     async def groups(
         self, by: GroupBy, filter_: QueueFilter | None = None, limit: int = GROUP_LIMIT
@@ -349,57 +327,14 @@ class QueueView:
         async with self.db.reader.connect() as conn:
             return await _rows(conn, recipient.c.id.in_(ids))
 
-    async def act_on(self, action: str, ids: Sequence[int], now: float) -> int:
-        """Apply an operator action (retry, hold, release, cancel) to the recipients `ids`
-        it applies to; announce their messages. Returns how many changed."""
-        ids = possible_ids(ids)
-        if not ids:
-            return 0
-        sources, values = action_update(action, now)
-        where = [recipient.c.id.in_(ids), recipient.c.status.in_(sources)]
-        return await self._update(where, values, makes_due(action))
-
-    async def act_matching(self, action: str, filter_: QueueFilter, now: float) -> int:
-        """Apply an operator action to every recipient `filter_` matches among those the
-        view shows that it applies to (retry: the deferred and failed ones); announce.
-        Returns how many changed."""
-        sources, values = action_update(action, now)
-        shown = [s for s in sources if s in SHOWN]
-        return await self._update(conditions(filter_, statuses=shown), values, makes_due(action))
-
-    async def _update(
-        self, where: Sequence[ColumnElement[bool]], values: dict[str, object], due: bool
-    ) -> int:
-        """Update, NOTIFY other processes at commit, then tell this one's subscribers; with
-        `due` also that the recipients are to be sent now (which wakes workers)."""
-        async with self.db.writer.begin() as conn:
-            changed = await _returning_messages(conn, where, values)
-            messages = sorted(set(changed))
-            await self.db.notify(conn, "status", messages)
-            if due:
-                await self.db.notify(conn, "due", messages)
-        for message_id in messages:
-            self.events.publish(Event("status", message_id))
-            if due:
-                self.events.publish(Event("due", message_id))
-        return len(changed)
-
 
 async def _rows(conn: AsyncConnection, where: ColumnElement[bool]) -> list[QueueRow]:
     """Queue rows (recipient and message summary) of the recipients `where` picks."""
     query = (
         select(
-            recipient.c.id,
+            *recipient_columns(),
             recipient.c.message_id,
-            recipient.c.address,
-            recipient.c.route,
             _DESTINATION.label("destination"),
-            recipient.c.status,
-            recipient.c.attempts,
-            recipient.c.next_attempt_at,
-            recipient.c.last_code,
-            recipient.c.last_enhanced,
-            recipient.c.last_text,
             recipient.c.updated_at,
             message.c.received_at,
             message.c.mail_from,
@@ -410,15 +345,6 @@ async def _rows(conn: AsyncConnection, where: ColumnElement[bool]) -> list[Queue
         .order_by(recipient.c.id.desc())
     )
     return [QueueRow(**row._asdict()) for row in await conn.execute(query)]
-
-
-async def _returning_messages(
-    conn: AsyncConnection, where: Sequence[ColumnElement[bool]], values: dict[str, object]
-) -> list[str]:
-    result = await conn.execute(
-        update(recipient).where(*where).values(**values).returning(recipient.c.message_id)
-    )
-    return [str(m) for m in result.scalars()]
 
 
 def _group(by: GroupBy, row: Any, oldest: float) -> Group:
@@ -435,8 +361,3 @@ def _group(by: GroupBy, row: Any, oldest: float) -> Group:
         enhanced=row.last_enhanced if error else None,
         sample=str(row.sample) if error else "",
     )
-
-
-def actions_for(status: str) -> list[str]:
-    """The operator actions that apply to a recipient in `status`, in button order."""
-    return [name for name, (sources, _t, _d) in ACTIONS.items() if status in sources]

@@ -15,6 +15,8 @@ relay.store.search refers to by name.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from sqlalchemy import (
     Boolean,
     Column,
@@ -127,3 +129,13 @@ attempt = Table(
     Column("text", Text, nullable=False, default=""),
 )
 Index("ix_attempt_recipient", attempt.c.recipient_id)
+
+
+MAX_ID = 2**31 - 1
+"""The largest recipient id the schema's integer column holds, on both backends."""
+
+
+def possible_ids(ids: Collection[int]) -> list[int]:
+    """The ids that can name a recipient (1 to MAX_ID); any other matches nothing, and
+    would be refused by the database driver."""
+    return [i for i in ids if 0 < i <= MAX_ID]

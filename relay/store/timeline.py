@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from relay.store.database import Database
+from relay.store.messages import RecipientRow, recipient_columns
 from relay.store.schema import attempt, recipient
 
 
@@ -14,6 +16,8 @@ from relay.store.schema import attempt, recipient
 class AttemptRow:
     """One try at delivering one recipient, as recorded."""
 
+    recipient_id: int
+    address: str
     started_at: float
     duration: float
     host: str
@@ -23,19 +27,32 @@ class AttemptRow:
 
 
 @dataclass(frozen=True)
-class RecipientTimeline:
+class RecipientTimeline(RecipientRow):
     """A recipient's state, route and every attempt so far, oldest first."""
 
-    id: int
-    address: str
-    route: str
-    status: str
-    attempts: int
-    next_attempt_at: float | None
-    last_code: int | None
-    last_enhanced: str | None
-    last_text: str | None
     history: list[AttemptRow]
+
+
+async def _attempts(
+    conn: AsyncConnection, where: ColumnElement[bool], *order: ColumnElement[object]
+) -> list[AttemptRow]:
+    """The attempts `where` picks (of recipients joined), in `order`."""
+    rows = await conn.execute(
+        select(
+            attempt.c.recipient_id,
+            recipient.c.address,
+            attempt.c.started_at,
+            attempt.c.duration,
+            attempt.c.host,
+            attempt.c.code,
+            attempt.c.enhanced,
+            attempt.c.text,
+        )
+        .join(recipient, recipient.c.id == attempt.c.recipient_id)
+        .where(where)
+        .order_by(*order)
+    )
+    return [AttemptRow(*row) for row in rows]
 
 
 class Timeline:
@@ -49,17 +66,7 @@ class Timeline:
         async with self.db.reader.connect() as conn:
             recipients = (
                 await conn.execute(
-                    select(
-                        recipient.c.id,
-                        recipient.c.address,
-                        recipient.c.route,
-                        recipient.c.status,
-                        recipient.c.attempts,
-                        recipient.c.next_attempt_at,
-                        recipient.c.last_code,
-                        recipient.c.last_enhanced,
-                        recipient.c.last_text,
-                    )
+                    select(*recipient_columns())
                     .where(recipient.c.message_id == message_id)
                     .order_by(recipient.c.id)
                 )
@@ -67,19 +74,12 @@ class Timeline:
             ids = [r.id for r in recipients]
             history: dict[int, list[AttemptRow]] = {i: [] for i in ids}
             if ids:
-                rows = await conn.execute(
-                    select(
-                        attempt.c.recipient_id,
-                        attempt.c.started_at,
-                        attempt.c.duration,
-                        attempt.c.host,
-                        attempt.c.code,
-                        attempt.c.enhanced,
-                        attempt.c.text,
-                    )
-                    .where(attempt.c.recipient_id.in_(ids))
-                    .order_by(attempt.c.started_at, attempt.c.id)
-                )
-                for row in rows:
-                    history[row.recipient_id].append(AttemptRow(*row[1:]))
-        return [RecipientTimeline(*r, history=history[r.id]) for r in recipients]
+                where = attempt.c.recipient_id.in_(ids)
+                for one in await _attempts(conn, where, attempt.c.started_at, attempt.c.id):
+                    history[one.recipient_id].append(one)
+        return [RecipientTimeline(**r._asdict(), history=history[r.id]) for r in recipients]
+
+    async def attempts(self, message_id: str) -> list[AttemptRow]:
+        """Every recorded attempt for a message's recipients, oldest first."""
+        async with self.db.reader.connect() as conn:
+            return await _attempts(conn, recipient.c.message_id == message_id, attempt.c.id)

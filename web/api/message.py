@@ -9,7 +9,7 @@ import time
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 
-from relay import address
+from relay import address, routing
 from web import htmlbody
 from web.api import shapes
 from web.api.common import (
@@ -127,9 +127,8 @@ async def release(request: Request) -> Response:
     if not to:
         raise ApiError(400, "To must list at least one address")
     wanted = await message_id(request)
-    released = await store_of(request).queue.release_captured(
-        wanted, to, config_of(request).route, time.time()
-    )
+    routed = routing.route_all(to, config_of(request).route)
+    released = await store_of(request).actions.release_captured(wanted, routed, time.time())
     if released is None:
         raise ApiError(404, "message not found")
     if not released.queued:

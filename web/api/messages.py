@@ -7,7 +7,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from relay import search
+from relay import query
 from relay.store import Filter, MessageRow
 from web.api import shapes
 from web.api.common import (
@@ -31,7 +31,7 @@ def query_filter(request: Request, required: bool = True) -> Filter:
     text = request.query_params.get("query", "").strip()
     if required and not text:
         raise ApiError(400, "query is required")
-    parsed = search.parse(text)
+    parsed = query.parse(text)
     if parsed.problems:
         raise ApiError(400, "; ".join(parsed.problems))
     return Filter(query=parsed)
@@ -98,7 +98,7 @@ async def set_read(request: Request) -> Response:
     text = data.get("Search") or request.query_params.get("search") or ""
     if not isinstance(text, str):
         raise ApiError(400, "Search must be a string")
-    parsed = search.parse(text)
+    parsed = query.parse(text)
     if parsed.problems:
         raise ApiError(400, "; ".join(parsed.problems))
     await store.set_read_matching(Filter(query=parsed), read)

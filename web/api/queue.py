@@ -2,7 +2,7 @@
 retry, hold, release or cancel one recipient, a message's recipients, a list of recipients
 or everything a filter matches; and the deliveries of a message, attempt by attempt.
 
-Every read and action is a store function (relay/store/queue_view.py, queue.py,
+Every read and action is a store function (relay/store/queue_view.py, actions.py,
 timeline.py); a state change wakes this process's delivery worker through the store's
 events. State-changing calls pass the API guard (common.guard_change).
 """
@@ -121,11 +121,11 @@ async def act_on_queue(request: Request) -> Response:
     chosen = data.get("Filter")
     if (ids is None) == (chosen is None):
         raise ApiError(400, "give either IDs (recipient IDs) or Filter ({} matches everything)")
-    view = store_of(request).queue_view
+    actions = store_of(request).actions
     if ids is not None:
-        changed = await view.act_on(action, ids, time.time())
+        changed = await actions.act_on(action, ids, time.time())
     elif isinstance(chosen, dict):
-        changed = await view.act_matching(action, read_filter(chosen), time.time())
+        changed = await actions.act_matching(action, read_filter(chosen), time.time())
     else:
         raise ApiError(400, "Filter must be an object")
     return JSONResponse({"Changed": changed})
@@ -145,10 +145,11 @@ async def act_on_recipient(request: Request) -> Response:
     guard_change(request)
     action = action_of(request)
     rid = _recipient_number(request)
-    view = store_of(request).queue_view
+    store = store_of(request)
+    view = store.queue_view
     if not await view.find([rid]):
         raise ApiError(404, "no such recipient")
-    changed = await view.act_on(action, [rid], time.time())
+    changed = await store.actions.act_on(action, [rid], time.time())
     found = await view.find([rid])
     if not found:
         raise ApiError(404, "no such recipient")
@@ -193,5 +194,5 @@ async def act_on_message(request: Request) -> Response:
     ids = recipient_ids(await json_body(request))
     store = store_of(request)
     row = await _message_row(request, store)
-    changed = await store.queue.act(action, row.id, time.time(), ids)
+    changed = await store.actions.act(action, row.id, time.time(), ids)
     return JSONResponse({"Changed": changed})

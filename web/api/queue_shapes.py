@@ -3,10 +3,8 @@ as in Mailpit's objects; times as RFC 3339 UTC). Pure functions; the routes fetc
 
 from __future__ import annotations
 
-from relay.status import next_attempt
-from relay.store import Group, QueueRow, QueueSummary, RecipientTimeline
-from relay.store.queue_view import actions_for
-from relay.store.timeline import AttemptRow
+from relay.status import actions_for, next_attempt
+from relay.store import AttemptRow, Group, QueueRow, QueueSummary, RecipientTimeline
 from web.api.shapes import JSON, timestamp
 
 

@@ -19,8 +19,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from relay.ingest import Origin, Refused, submit
 from relay.metrics import ACCEPTED, FAILED, REJECTED
-from relay.submit import Origin, Refused, submit
 from web.api.common import (
     ApiError,
     config_of,

@@ -53,7 +53,7 @@ def blind_copies(row: MessageRow, bcc_header: str) -> list[JSON]:
 
 def summary(row: MessageRow, head: bytes) -> JSON:
     """Mailpit's MessageSummary of a stored message; `head` is the start of its raw bytes."""
-    headers = mime.parse_headers(head)
+    headers = mime.view.parse_headers(head)
     return {
         "ID": row.id,
         "MessageID": row.message_id_header,
@@ -61,8 +61,8 @@ def summary(row: MessageRow, head: bytes) -> JSON:
         "From": first_address(row.from_header),
         "To": addresses(row.to_header),
         "Cc": addresses(row.cc_header),
-        "Bcc": blind_copies(row, mime.header(headers, "Bcc")),
-        "ReplyTo": addresses(mime.header(headers, "Reply-To")),
+        "Bcc": blind_copies(row, mime.headers.header(headers, "Bcc")),
+        "ReplyTo": addresses(mime.headers.header(headers, "Reply-To")),
         "Subject": row.subject,
         "Created": timestamp(row.received_at),
         "Size": row.size,
@@ -73,7 +73,7 @@ def summary(row: MessageRow, head: bytes) -> JSON:
     }
 
 
-def attachment(part: mime.Attachment) -> JSON:
+def attachment(part: mime.view.Attachment) -> JSON:
     """Mailpit's Attachment of one part."""
     return {
         "PartID": part.part_id,
@@ -84,7 +84,7 @@ def attachment(part: mime.Attachment) -> JSON:
     }
 
 
-def message_date(view: mime.MessageView, received_at: float) -> str:
+def message_date(view: mime.view.MessageView, received_at: float) -> str:
     """The Date header as RFC 3339, else the time the message was received."""
     try:
         parsed = email.utils.parsedate_to_datetime(view.date) if view.date else None
@@ -97,7 +97,7 @@ def message_date(view: mime.MessageView, received_at: float) -> str:
     return parsed.isoformat(timespec="milliseconds")
 
 
-def message(row: MessageRow, view: mime.MessageView) -> JSON:
+def message(row: MessageRow, view: mime.view.MessageView) -> JSON:
     """Mailpit's Message: the summary's addresses plus bodies and parts."""
     header = dict((k.lower(), v) for k, v in reversed(view.headers))
     return {
@@ -128,7 +128,7 @@ def canonical_key(name: str) -> str:
     return "-".join(word[:1].upper() + word[1:].lower() for word in name.split("-"))
 
 
-def headers(view: mime.MessageView) -> dict[str, list[str]]:
+def headers(view: mime.view.MessageView) -> dict[str, list[str]]:
     """Every header as {Name: [values in order]}, names in alphabetical order."""
     found: dict[str, list[str]] = {}
     for name, value in view.headers:

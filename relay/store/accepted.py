@@ -1,0 +1,137 @@
+"""An accepted message as the rows it becomes: its summary row, raw bytes, search text and
+deduplicated recipients, and their insert (one executemany per table, in foreign-key
+order) that a single write and the group commit share."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import insert
+from sqlalchemy.engine import Connection
+
+from relay import address
+from relay.mime.summary import TEXT_LIMIT, Summary
+from relay.status import Status
+from relay.store.schema import message, message_raw, message_text, recipient
+from relay.store.search import search_text
+
+
+@dataclass(frozen=True)
+class NewRecipient:
+    """An envelope recipient as accepted, with the route chosen for it."""
+
+    address: str
+    route: str = "capture"
+    status: Status = Status.CAPTURED
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    """A message accepted by SMTP (or the API), ready to be stored."""
+
+    id: str
+    received_at: float
+    mail_from: str
+    recipients: list[NewRecipient]
+    raw: bytes
+    summary: Summary
+    listener: str
+    peer: str
+    helo: str = ""
+    auth_user: str | None = None
+    tls: bool = False
+
+
+@dataclass(frozen=True)
+class MessageRows:
+    """The rows one accepted message becomes: summary, raw bytes, recipients."""
+
+    message: dict[str, Any]
+    raw: dict[str, Any]
+    text: dict[str, Any]
+    recipients: list[dict[str, Any]]
+
+
+# Built once: SQLAlchemy memoizes a statement's cache key on the object, so reusing the
+# same objects skips that work on every execution (the compiled SQL is cached as well).
+_INSERTS = [insert(table) for table in (message, message_raw, message_text, recipient)]
+
+
+MESSAGE_TABLES = (message, message_raw, message_text, recipient)
+"""The tables an accepted message is written to, in foreign-key order."""
+
+
+def table_rows(batch: Sequence[MessageRows]) -> list[list[dict[str, Any]]]:
+    """The rows of several messages for each of MESSAGE_TABLES, in that order."""
+    return [
+        [rows.message for rows in batch],
+        [rows.raw for rows in batch],
+        [rows.text for rows in batch],
+        [r for rows in batch for r in rows.recipients],
+    ]
+
+
+def insert_rows(conn: Connection, batch: Sequence[MessageRows]) -> None:
+    """Insert the rows of several messages in `conn`'s transaction: one executemany per
+    table, in foreign-key order. Blocking: run it with `AsyncConnection.run_sync` or in a
+    thread of its own."""
+    for statement, rows in zip(_INSERTS, table_rows(batch), strict=True):
+        if rows:
+            conn.execute(statement, rows)
+
+
+def message_rows(new: NewMessage) -> MessageRows:
+    """The rows of an accepted message, recipients deduplicated (first spelling kept)."""
+    seen: set[str] = set()
+    recipients: list[dict[str, Any]] = []
+    for rcpt in new.recipients:
+        key = address.dedup_key(rcpt.address)
+        if key in seen:
+            continue
+        seen.add(key)
+        recipients.append(
+            {
+                "message_id": new.id,
+                "address": rcpt.address,
+                "address_key": key,
+                "domain": address.domain_of(rcpt.address),
+                "route": rcpt.route,
+                "status": rcpt.status.value,
+                "next_attempt_at": new.received_at if rcpt.status is Status.QUEUED else None,
+                "updated_at": new.received_at,
+            }
+        )
+    s = new.summary
+    row = {
+        "id": new.id,
+        "received_at": new.received_at,
+        "mail_from": new.mail_from,
+        "size": len(new.raw),
+        "subject": s.subject,
+        "from_header": s.from_,
+        "to_header": s.to,
+        "cc_header": s.cc,
+        "message_id_header": s.message_id,
+        "attachments": s.attachments,
+        "snippet": s.snippet,
+        "listener": new.listener,
+        "peer": new.peer,
+        "helo": new.helo,
+        "auth_user": new.auth_user,
+        "tls": new.tls,
+        "read": False,
+    }
+    text = search_text(
+        s.subject,
+        [s.from_, s.to, s.cc, new.mail_from, *(r["address"] for r in recipients)],
+        s.text,
+        TEXT_LIMIT,
+    )
+    return MessageRows(
+        row,
+        {"message_id": new.id, "data": new.raw},
+        {"message_id": new.id, "text": text},
+        recipients,
+    )
