@@ -17,7 +17,7 @@ from starlette.staticfiles import StaticFiles
 from relay.config import Config
 from relay.metrics import Metrics
 from relay.store import Store
-from web import api, listing, live, message, queue, release
+from web import api, listing, live, message, pages, queue, release
 from web.ops import Readiness
 from web.rendering import make_templates
 from web.security import CsrfTokens, SecurityMiddleware
@@ -37,7 +37,7 @@ async def http_error(request: Request, exc: Exception) -> Response:
     wants_html = "text/html" in request.headers.get("accept", "")
     if not wants_html or not hasattr(request.state, "csrf"):
         return PlainTextResponse(f"{exc.detail}\n", status_code=exc.status_code)
-    return listing.render(
+    return pages.render(
         request,
         "error.html",
         {"status": exc.status_code, "detail": exc.detail, "params": {}},

@@ -2,35 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Any
-from urllib.parse import urlsplit
-
 from starlette.datastructures import FormData, QueryParams
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from relay import query
-from relay.store import Counts, Filter, Page, Store
+from relay.store import Counts, Filter, Page
+from web.pages import (
+    config_of,
+    navigation,
+    page_count,
+    page_number,
+    render,
+    safe_next,
+    store_of,
+)
 from web.rendering import STATUS_LABELS
 from web.security import check_post
 
 UNREAD = "unread"
 ACTIONS = ("delete", "read", "unread")
 MAX_SELECTION = 1000
-
-
-def store_of(request: Request) -> Store:
-    """The store the app serves."""
-    store: Store = request.app.state.store
-    return store
-
-
-def render(request: Request, template: str, context: dict[str, Any], status: int = 200) -> Response:
-    """A template response with what every page needs."""
-    return request.app.state.templates.TemplateResponse(  # type: ignore[no-any-return]
-        request, template, {"csrf": request.state.csrf, **context}, status_code=status
-    )
 
 
 def read_filter(params: QueryParams | FormData) -> tuple[Filter, dict[str, str]]:
@@ -56,49 +49,29 @@ def refuse_unreadable(filter_: Filter) -> None:
         raise HTTPException(400, f"The search cannot run: {'; '.join(filter_.query.problems)}")
 
 
-def _page_number(request: Request) -> int:
-    try:
-        return max(1, int(request.query_params.get("page", 1)))
-    except ValueError:
-        raise HTTPException(400, "page must be a whole number") from None
-
-
-async def navigation(request: Request) -> dict[str, Any]:
-    """The sidebar's counts, the configured listeners, the authenticated users, and the
-    queue's recipients per state."""
-    store = store_of(request)
-    return {
-        "counts": await store.messages.counts(),
-        "listeners": [lc.name for lc in request.app.state.config.listener],
-        "users": await store.messages.users(),
-        "queue_summary": await store.queue_view.summary(),
-    }
-
-
 async def message_list(request: Request) -> Response:
     """Messages newest first, filtered and searched, one page at a time."""
     filter_, params = read_filter(request.query_params)
-    page_size = request.app.state.config.web.page_size
-    page_number = _page_number(request)
+    page_size = config_of(request).web.page_size
+    number = page_number(request)
     nav = await navigation(request)
     unreadable = bool(filter_.query.problems)
     if unreadable:  # shown with the problems, no rows and no bulk action
         page = Page([], 0, 0, page_size)
     else:
         page = await store_of(request).messages.page(
-            (page_number - 1) * page_size,
+            (number - 1) * page_size,
             page_size,
             filter_,
             total=known_total(filter_, nav["counts"]),
         )
-    pages = max(1, -(-page.total // page_size))
     return render(
         request,
         "list.html",
         {
             "page": page,
-            "page_number": page_number,
-            "pages": pages,
+            "page_number": number,
+            "pages": page_count(page.total, page_size),
             "params": params,
             "query": filter_.query,
             **nav,
@@ -123,7 +96,7 @@ async def live_rows(request: Request) -> Response:
     after = request.query_params.get("after") or None
     one = request.query_params.get("id")
     messages = store_of(request).messages
-    limit = request.app.state.config.web.page_size
+    limit = config_of(request).web.page_size
     only = [one] if one else None
     rows = (await messages.page(0, limit, filter_, after=after, only=only, total=0)).messages
     return render(request, "_rows.html", {"messages": rows, "params": params})
@@ -133,16 +106,6 @@ async def live_nav(request: Request) -> Response:
     """The sidebar alone, for live updates of the counts."""
     _filter, params = read_filter(request.query_params)
     return render(request, "_nav.html", {"params": params, **await navigation(request)})
-
-
-def safe_next(value: object, fallback: str) -> str:
-    """A local path to go back to after a form (never another site)."""
-    if not isinstance(value, str) or not value.startswith("/") or value.startswith("//"):
-        return fallback
-    parts = urlsplit(value)
-    if parts.scheme or parts.netloc or "\\" in value:
-        return fallback
-    return value
 
 
 async def bulk_action(request: Request) -> Response:

@@ -18,7 +18,7 @@ from starlette.responses import Response, StreamingResponse
 
 from relay.store import Event
 from relay.store.events import CLOSED
-from web.listing import store_of
+from web.pages import store_of
 from web.security import same_origin
 
 HEARTBEAT = 15.0

@@ -21,7 +21,7 @@ from relay import mime
 from relay.status import actions_for
 from relay.store import MessageRow
 from web import htmlbody
-from web.listing import navigation, render, safe_next, store_of
+from web.pages import navigation, render, safe_next, store_of
 from web.security import check_post
 from web.structures import Structures
 

@@ -18,7 +18,15 @@ from relay.config import Config
 from relay.routing import MX, Destination
 from relay.status import ACTIONS, SHOWN, actions_for
 from relay.store import ErrorKey, Group, QueueFilter, QueueSummary
-from web.listing import navigation, render, safe_next, store_of
+from web.pages import (
+    config_of,
+    navigation,
+    page_count,
+    page_number,
+    render,
+    safe_next,
+    store_of,
+)
 from web.security import check_post
 
 FILTER_KEYS = ("status", "destination", "error", "q")
@@ -82,19 +90,12 @@ def read_queue_filter(params: QueryParams | FormData) -> tuple[QueueFilter, dict
     return filter_, {k: v for k, v in values.items() if v}
 
 
-def _page_number(request: Request) -> int:
-    try:
-        return max(1, int(request.query_params.get("page", 1)))
-    except ValueError:
-        raise HTTPException(400, "page must be a whole number") from None
-
-
 async def _queue_context(request: Request, summary: QueueSummary | None = None) -> dict[str, Any]:
     filter_, params = read_queue_filter(request.query_params)
     view = store_of(request).queue_view
-    config: Config = request.app.state.config
+    config = config_of(request)
     size = config.web.page_size
-    number = _page_number(request)
+    number = page_number(request)
     page = await view.page(filter_, (number - 1) * size, size)
     by_destination = await view.groups("destination", filter_)
     by_error = await view.groups("error", filter_)
@@ -105,7 +106,7 @@ async def _queue_context(request: Request, summary: QueueSummary | None = None) 
     return {
         "page": page,
         "page_number": number,
-        "pages": max(1, -(-page.total // size)),
+        "pages": page_count(page.total, size),
         "by_destination": by_destination,
         "by_error": by_error,
         "chosen_error": chosen_error,

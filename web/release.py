@@ -15,7 +15,7 @@ from relay import address, routing
 from relay.config import Config
 from relay.status import Status
 from relay.store import MessageRow
-from web.listing import navigation, render, store_of
+from web.pages import config_of, navigation, render, store_of
 from web.security import check_post
 
 MAX_ADDRESSES = 100
@@ -94,7 +94,7 @@ async def release_page(request: Request) -> Response:
     row = await store.messages.get(request.path_params["id"])
     if row is None:
         raise HTTPException(404, "no such message")
-    config: Config = request.app.state.config
+    config = config_of(request)
     posted = request.method == "POST"
     if posted:
         form = await request.form()

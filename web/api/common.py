@@ -18,9 +18,9 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from relay.config import Config
 from relay.metrics import Metrics
-from relay.store import MessageRow, Store
+from relay.store import MessageRow
+from web.pages import store_of
 from web.security import same_origin
 
 LATEST = "latest"
@@ -59,18 +59,6 @@ def error(status: int, message: str) -> JSONResponse:
 def ok() -> PlainTextResponse:
     """Mailpit's plain-text "ok" of a successful change."""
     return PlainTextResponse("ok")
-
-
-def store_of(request: Request) -> Store:
-    """The store the app serves."""
-    store: Store = request.app.state.store
-    return store
-
-
-def config_of(request: Request) -> Config:
-    """The relay's configuration."""
-    config: Config = request.app.state.config
-    return config
 
 
 def metrics_of(request: Request) -> Metrics:

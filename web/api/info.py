@@ -11,7 +11,8 @@ from starlette.responses import JSONResponse, Response
 
 from relay import __version__
 from relay.metrics import ACCEPTED, FAILED, REJECTED
-from web.api.common import endpoint, metrics_of, store_of
+from web.api.common import endpoint, metrics_of
+from web.pages import store_of
 
 RECEIVED = "relay_messages_received_total"
 

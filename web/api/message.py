@@ -14,16 +14,15 @@ from web import htmlbody
 from web.api import shapes
 from web.api.common import (
     ApiError,
-    config_of,
     endpoint,
     guard_change,
     json_body,
     message_and_raw,
     message_id,
-    store_of,
     string_list,
 )
 from web.message import part_of, part_response, view_of
+from web.pages import config_of, store_of
 from web.release import MAX_ADDRESSES
 
 

@@ -10,16 +10,8 @@ from starlette.responses import JSONResponse, Response
 from relay import query
 from relay.store import Filter, MessageRow
 from web.api import shapes
-from web.api.common import (
-    ApiError,
-    endpoint,
-    guard_change,
-    int_param,
-    json_body,
-    ok,
-    store_of,
-    string_list,
-)
+from web.api.common import ApiError, endpoint, guard_change, int_param, json_body, ok, string_list
+from web.pages import store_of
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 1000

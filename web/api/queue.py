@@ -20,15 +20,8 @@ from relay.status import ACTIONS, applies_to
 from relay.store import MessageRow, QueueFilter, Store
 from relay.store.queue_view import GroupBy
 from web.api import queue_shapes as shapes
-from web.api.common import (
-    ApiError,
-    endpoint,
-    guard_change,
-    int_param,
-    json_body,
-    message_id,
-    store_of,
-)
+from web.api.common import ApiError, endpoint, guard_change, int_param, json_body, message_id
+from web.pages import store_of
 
 FILTER_KEYS = ("status", "destination", "domain", "error", "search")
 """Filter fields: query parameters of GET /api/v1/queue, keys of a bulk action's Filter."""

@@ -21,16 +21,8 @@ from starlette.responses import JSONResponse, Response
 
 from relay.ingest import Origin, Refused, submit
 from relay.metrics import ACCEPTED, FAILED, REJECTED
-from web.api.common import (
-    ApiError,
-    config_of,
-    endpoint,
-    guard_change,
-    json_body,
-    metrics_of,
-    store_of,
-    string_list,
-)
+from web.api.common import ApiError, endpoint, guard_change, json_body, metrics_of, string_list
+from web.pages import config_of, store_of
 
 LISTENER = "api"
 """The listener name recorded on messages sent through the API."""

@@ -13,8 +13,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from relay.store.events import CLOSED
-from web.api.common import ApiError, endpoint, error, int_param, store_of
+from web.api.common import ApiError, endpoint, error, int_param
 from web.api.messages import query_filter, summaries
+from web.pages import store_of
 
 DEFAULT_TIMEOUT = 30
 MAX_TIMEOUT = 300
