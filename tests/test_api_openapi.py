@@ -1,11 +1,15 @@
-"""/api/v1/openapi.json describes exactly the API routes the app has."""
+"""/api/v1/openapi.json describes exactly the API routes the app has, and the shapes of
+what they answer."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from starlette.routing import Route
 
 from relay.config import Config, StorageConfig
 from relay.store import Store
+from tests.queue_seed import seed_queue
 from tests.webkit import web_client
 from web import create_app
 from web.api.openapi import DOCUMENT
@@ -75,3 +79,59 @@ async def test_document_is_served(sqlite_store: Store) -> None:
     async with web_client(sqlite_store) as web:
         response = await web.get("/api/v1/openapi.json")
     assert response.json()["openapi"].startswith("3.") and response.json() == DOCUMENT
+
+
+SCALARS = {"string": str, "integer": int, "number": (int, float), "boolean": bool}
+
+
+def problems(value: object, schema: dict[str, Any], where: str = "") -> list[str]:
+    """Where `value` differs from `schema` of the document: an object's keys other than its
+    properties, a value of another type, a null that may not be (empty: it conforms)."""
+    if "$ref" in schema:
+        named = DOCUMENT["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+        schema = {**named, **{k: v for k, v in schema.items() if k != "$ref"}}
+    if value is None:
+        return [] if schema.get("nullable") else [f"{where}: null"]
+    kind = schema.get("type")
+    if kind == "array":
+        assert isinstance(value, list), where
+        return [
+            p for i, v in enumerate(value) for p in problems(v, schema["items"], f"{where}[{i}]")
+        ]
+    if kind == "object":
+        assert isinstance(value, dict), where
+        if "properties" in schema:
+            if set(value) != set(schema["properties"]):
+                return [f"{where}: {sorted(set(value) ^ set(schema['properties']))}"]
+            fields = schema["properties"]
+            return [p for k, v in value.items() for p in problems(v, fields[k], f"{where}.{k}")]
+        inner = schema.get("additionalProperties", {})
+        return [p for k, v in value.items() for p in problems(v, inner, f"{where}.{k}")]
+    expected = SCALARS[kind]
+    wrong = not isinstance(value, expected) or (kind != "boolean" and isinstance(value, bool))
+    return [f"{where}: {value!r} is no {kind}"] if wrong else []
+
+
+async def test_answers_have_the_shapes_the_document_gives(sqlite_store: Store) -> None:
+    """What the read routes answer, on a queue with failures, retries and attempts, has
+    exactly the fields and types of the document's 200 schema (nothing more, nothing less)."""
+    message_ids = await seed_queue(sqlite_store)
+    first = message_ids[0]
+    paths = [
+        "/api/v1/info",
+        "/api/v1/messages",
+        "/api/v1/search?query=receipt",
+        f"/api/v1/message/{first}",
+        f"/api/v1/message/{first}/deliveries",
+        "/api/v1/queue",
+        "/api/v1/queue/groups?by=destination",
+        "/api/v1/queue/groups?by=error",
+    ]
+    async with web_client(sqlite_store) as web:
+        for path in paths:
+            response = await web.get(path)
+            assert response.status_code == 200, path
+            template = path.split("?")[0].replace(first, "{ID}")
+            answer = DOCUMENT["paths"][template]["get"]["responses"]["200"]
+            schema = answer["content"]["application/json"]["schema"]
+            assert problems(response.json(), schema, path) == []

@@ -47,18 +47,8 @@ async def _listing(request: Request, filter_: Filter | None) -> Response:
         matching, unread = await store.messages.count_matching(filter_)
         page = await store.messages.page(start, limit, filter_, total=matching)
     messages = await summaries(request, page.messages)
-    return JSONResponse(
-        {
-            "total": counts.total,
-            "unread": counts.unread,
-            "count": len(messages),
-            "messages_count": matching,
-            "messages_unread": unread,
-            "start": start,
-            "tags": [],
-            "messages": messages,
-        }
-    )
+    listing = shapes.Listing(counts, matching, unread, start, messages)
+    return JSONResponse(shapes.MESSAGES_SUMMARY(listing))
 
 
 @endpoint

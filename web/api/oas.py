@@ -1,10 +1,74 @@
-"""Building blocks of the OpenAPI document: schema references, responses, parameters."""
+"""Building blocks of the OpenAPI document: schema references, responses, parameters, and
+`Shape`, the one description of a JSON object the API answers with, from which both the
+object (for a value) and its schema (for the document) are made."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 JSON = dict[str, Any]
+S = TypeVar("S", contravariant=True)
+"""What a shape is made from (a field that reads a base class serves its subclasses)."""
+
+STRING: JSON = {"type": "string"}
+INTEGER: JSON = {"type": "integer"}
+NUMBER: JSON = {"type": "number"}
+BOOLEAN: JSON = {"type": "boolean"}
+TIME: JSON = {"type": "string", "format": "date-time"}
+NULLABLE_TIME: JSON = {**TIME, "nullable": True}
+NULLABLE_INT: JSON = {**INTEGER, "nullable": True}
+NULLABLE_TEXT: JSON = {**STRING, "nullable": True}
+STRINGS: JSON = {"type": "array", "items": STRING}
+COUNTS: JSON = {"type": "object", "additionalProperties": INTEGER}
+
+
+def array(items: JSON) -> JSON:
+    """The schema of a list of `items`."""
+    return {"type": "array", "items": items}
+
+
+def described(schema: JSON, description: str) -> JSON:
+    """`schema` with a description."""
+    return {**schema, "description": description}
+
+
+@dataclass(frozen=True)
+class Field(Generic[S]):
+    """One field of a shape: its name, its schema, and how its value is read from `S`."""
+
+    name: str
+    schema: JSON
+    value: Callable[[S], Any]
+
+
+@dataclass(frozen=True)
+class Shape(Generic[S]):
+    """A JSON object the API answers with, made from a value of type `S`: its fields in
+    order, named `name` among the document's schemas."""
+
+    name: str
+    fields: tuple[Field[S], ...]
+
+    def __call__(self, source: S) -> JSON:
+        """The object for `source`."""
+        return {f.name: f.value(source) for f in self.fields}
+
+    @property
+    def schema(self) -> JSON:
+        """The object's schema."""
+        return {"type": "object", "properties": {f.name: f.schema for f in self.fields}}
+
+    @property
+    def ref(self) -> JSON:
+        """A reference to the object's schema."""
+        return ref(self.name)
+
+
+def schemas(*shapes: Shape[Any]) -> JSON:
+    """The document's schemas of `shapes`, by name."""
+    return {shape.name: shape.schema for shape in shapes}
 
 
 def ref(name: str) -> JSON:

@@ -1,5 +1,7 @@
-"""The OpenAPI 3 description of the API, written by hand beside the routes it describes
-(tests/test_api_openapi.py checks that the two agree), served at /api/v1/openapi.json."""
+"""The OpenAPI 3 description of the API, served at /api/v1/openapi.json: the paths written
+beside the routes they describe (tests/test_api_openapi.py checks that the two agree), the
+schemas of the answers made from the shapes that make the answers (shapes.py,
+queue_shapes.py, info.py), so that the two cannot disagree."""
 
 from __future__ import annotations
 
@@ -8,8 +10,9 @@ from starlette.responses import JSONResponse, Response
 
 from relay import __version__
 from web.api import openapi_queue
+from web.api.info import INFO
 from web.api.oas import BAD as _BAD
-from web.api.oas import JSON
+from web.api.oas import JSON, schemas
 from web.api.oas import NOT_FOUND as _NOT_FOUND
 from web.api.oas import OK as _OK
 from web.api.oas import body as _body
@@ -19,13 +22,13 @@ from web.api.oas import message_id as _id
 from web.api.oas import query_param as _query
 from web.api.oas import ref as _ref
 from web.api.oas import text_response as _text
+from web.api.shapes import ADDRESS, ATTACHMENT, MESSAGE, MESSAGE_SUMMARY, MESSAGES_SUMMARY
 
 _PAGING = [
     _query("start", "Offset of the first message (default 0)", "integer"),
     _query("limit", "Messages to return (default 50, at most 1000)", "integer"),
 ]
 _IDS = {"type": "object", "properties": {"IDs": {"type": "array", "items": {"type": "string"}}}}
-_ADDRESS_LIST = {"type": "array", "items": _ref("Address")}
 _CONTACT = {
     "type": "object",
     "required": ["Email"],
@@ -34,77 +37,7 @@ _CONTACT = {
 
 SCHEMAS: JSON = {
     "Error": {"type": "object", "properties": {"Error": {"type": "string"}}},
-    "Address": {
-        "type": "object",
-        "properties": {"Name": {"type": "string"}, "Address": {"type": "string"}},
-    },
-    "Attachment": {
-        "type": "object",
-        "properties": {
-            "PartID": {"type": "string"},
-            "FileName": {"type": "string"},
-            "ContentType": {"type": "string"},
-            "ContentID": {"type": "string"},
-            "Size": {"type": "integer"},
-        },
-    },
-    "MessageSummary": {
-        "type": "object",
-        "properties": {
-            "ID": {"type": "string"},
-            "MessageID": {"type": "string"},
-            "Read": {"type": "boolean"},
-            "From": {**_ref("Address"), "nullable": True},
-            "To": _ADDRESS_LIST,
-            "Cc": _ADDRESS_LIST,
-            "Bcc": _ADDRESS_LIST,
-            "ReplyTo": _ADDRESS_LIST,
-            "Subject": {"type": "string"},
-            "Created": {"type": "string", "format": "date-time"},
-            "Size": {"type": "integer"},
-            "Attachments": {"type": "integer"},
-            "Snippet": {"type": "string"},
-            "Tags": {"type": "array", "items": {"type": "string"}},
-            "Status": {"type": "string", "description": "relay: the derived delivery status"},
-        },
-    },
-    "MessagesSummary": {
-        "type": "object",
-        "properties": {
-            "total": {"type": "integer"},
-            "unread": {"type": "integer"},
-            "count": {"type": "integer"},
-            "messages_count": {"type": "integer"},
-            "messages_unread": {"type": "integer"},
-            "start": {"type": "integer"},
-            "tags": {"type": "array", "items": {"type": "string"}},
-            "messages": {"type": "array", "items": _ref("MessageSummary")},
-        },
-    },
-    "Message": {
-        "type": "object",
-        "properties": {
-            "ID": {"type": "string"},
-            "MessageID": {"type": "string"},
-            "Read": {"type": "boolean"},
-            "From": {**_ref("Address"), "nullable": True},
-            "To": _ADDRESS_LIST,
-            "Cc": _ADDRESS_LIST,
-            "Bcc": _ADDRESS_LIST,
-            "ReplyTo": _ADDRESS_LIST,
-            "ReturnPath": {"type": "string"},
-            "Subject": {"type": "string"},
-            "Date": {"type": "string", "format": "date-time"},
-            "Created": {"type": "string", "format": "date-time"},
-            "Text": {"type": "string"},
-            "HTML": {"type": "string"},
-            "Size": {"type": "integer"},
-            "Inline": {"type": "array", "items": _ref("Attachment")},
-            "Attachments": {"type": "array", "items": _ref("Attachment")},
-            "Tags": {"type": "array", "items": {"type": "string"}},
-            "Status": {"type": "string"},
-        },
-    },
+    **schemas(ADDRESS, ATTACHMENT, MESSAGE_SUMMARY, MESSAGES_SUMMARY, MESSAGE),
     "SendRequest": {
         "type": "object",
         "required": ["From"],
@@ -134,33 +67,21 @@ SCHEMAS: JSON = {
             },
         },
     },
-    "Info": {
-        "type": "object",
-        "properties": {
-            "Version": {"type": "string"},
-            "LatestVersion": {"type": "string"},
-            "Database": {"type": "string"},
-            "DatabaseSize": {"type": "integer"},
-            "Messages": {"type": "integer"},
-            "Unread": {"type": "integer"},
-            "Tags": {"type": "object", "additionalProperties": {"type": "integer"}},
-            "RuntimeStats": {"type": "object", "additionalProperties": {"type": "integer"}},
-        },
-    },
+    **schemas(INFO),
 }
 
 PATHS: JSON = {
     "/api/v1/info": {
         "get": {
             "summary": "Version, database and totals",
-            "responses": {"200": _json(_ref("Info"))},
+            "responses": {"200": _json(INFO.ref)},
         },
     },
     "/api/v1/messages": {
         "get": {
             "summary": "List messages, newest first",
             "parameters": _PAGING,
-            "responses": {"200": _json(_ref("MessagesSummary")), "400": _BAD},
+            "responses": {"200": _json(MESSAGES_SUMMARY.ref), "400": _BAD},
         },
         "put": {
             "summary": "Mark messages read or unread (no IDs: all, or those Search matches)",
@@ -187,7 +108,7 @@ PATHS: JSON = {
         "get": {
             "summary": "Messages a search matches, newest first",
             "parameters": [_query("query", "Search (docs/api.md)", required=True), *_PAGING],
-            "responses": {"200": _json(_ref("MessagesSummary")), "400": _BAD},
+            "responses": {"200": _json(MESSAGES_SUMMARY.ref), "400": _BAD},
         },
         "delete": {
             "summary": "Delete every message a search matches",
@@ -199,7 +120,7 @@ PATHS: JSON = {
         "get": {
             "summary": "One message with bodies and parts; marks it read",
             "parameters": [_id()],
-            "responses": {"200": _json(_ref("Message")), "404": _NOT_FOUND},
+            "responses": {"200": _json(MESSAGE.ref), "404": _NOT_FOUND},
         },
     },
     "/api/v1/message/{ID}/headers": {
@@ -279,7 +200,7 @@ PATHS: JSON = {
                 _query("after", "Only messages stored after this message ID"),
             ],
             "responses": {
-                "200": _json(_ref("MessageSummary")),
+                "200": _json(MESSAGE_SUMMARY.ref),
                 "400": _BAD,
                 "408": _error("No matching message within the timeout"),
             },

@@ -8,6 +8,7 @@ from web.api.oas import (
     BAD,
     JSON,
     NOT_JSON,
+    STRING,
     body,
     error_response,
     json_response,
@@ -15,12 +16,17 @@ from web.api.oas import (
     path_param,
     query_param,
     ref,
+    schemas,
 )
-
-_NULLABLE_TIME = {"type": "string", "format": "date-time", "nullable": True}
-_NULLABLE_INT = {"type": "integer", "nullable": True}
-_NULLABLE_TEXT = {"type": "string", "nullable": True}
-_ACTION_LIST = {"type": "array", "items": {"type": "string", "enum": list(ACTIONS)}}
+from web.api.queue import FILTERS
+from web.api.queue_shapes import (
+    ATTEMPT,
+    DELIVERIES,
+    DELIVERY,
+    QUEUE_GROUP,
+    QUEUE_PAGE,
+    QUEUE_RECIPIENT,
+)
 
 _ACTION = path_param(
     "Action",
@@ -28,13 +34,7 @@ _ACTION = path_param(
     " (held: queued again, due now) or cancel (queued, deferred, held: never sent)",
     enum=list(ACTIONS),
 )
-_FILTER_PARAMS = [
-    query_param("status", f"One of {', '.join(SHOWN)} (default: all three)"),
-    query_param("destination", "A destination key: relay:NAME, or relay:mx:DOMAIN"),
-    query_param("domain", "Recipient domain, exact (case-insensitive)"),
-    query_param("error", "An error group key, CODE|ENHANCED|normalised text (ErrorGroup)"),
-    query_param("search", "Words that must all appear in address, sender, subject or reply"),
-]
+_FILTER_PARAMS = [query_param(key, words) for key, words in FILTERS.items()]
 _CHANGED = json_response(
     {"type": "object", "properties": {"Changed": {"type": "integer"}}},
     "How many recipients changed state",
@@ -47,96 +47,10 @@ SCHEMAS: JSON = {
         "type": "object",
         "description": "Every field optional; {} matches every deferred, failed or held recipient",
         "properties": {
-            "status": {"type": "string", "enum": list(SHOWN)},
-            "destination": {"type": "string"},
-            "domain": {"type": "string"},
-            "error": {"type": "string"},
-            "search": {"type": "string"},
+            key: {**STRING, "enum": list(SHOWN)} if key == "status" else STRING for key in FILTERS
         },
     },
-    "QueueRecipient": {
-        "type": "object",
-        "properties": {
-            "ID": {"type": "integer", "description": "Recipient ID"},
-            "Message": {"type": "string", "description": "ID of its message"},
-            "Address": {"type": "string"},
-            "Route": {"type": "string"},
-            "Destination": {"type": "string"},
-            "Status": {"type": "string"},
-            "Attempts": {"type": "integer"},
-            "NextAttempt": _NULLABLE_TIME,
-            "LastCode": _NULLABLE_INT,
-            "LastEnhanced": _NULLABLE_TEXT,
-            "LastText": _NULLABLE_TEXT,
-            "ErrorGroup": {"type": "string"},
-            "Updated": {"type": "string", "format": "date-time"},
-            "Received": {"type": "string", "format": "date-time"},
-            "MailFrom": {"type": "string"},
-            "Subject": {"type": "string"},
-            "Actions": _ACTION_LIST,
-        },
-    },
-    "QueuePage": {
-        "type": "object",
-        "properties": {
-            "total": {"type": "integer"},
-            "start": {"type": "integer"},
-            "count": {"type": "integer"},
-            "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
-            "summary": {"type": "object", "additionalProperties": {"type": "integer"}},
-            "recipients": {"type": "array", "items": ref("QueueRecipient")},
-        },
-    },
-    "QueueGroup": {
-        "type": "object",
-        "properties": {
-            "Key": {"type": "string"},
-            "Count": {"type": "integer"},
-            "Deferred": {"type": "integer"},
-            "Failed": {"type": "integer"},
-            "Held": {"type": "integer"},
-            "Oldest": {"type": "string", "format": "date-time"},
-            "NextAttempt": _NULLABLE_TIME,
-            "Code": _NULLABLE_INT,
-            "Enhanced": _NULLABLE_TEXT,
-            "Sample": {"type": "string"},
-        },
-    },
-    "Attempt": {
-        "type": "object",
-        "properties": {
-            "Time": {"type": "string", "format": "date-time"},
-            "Duration": {"type": "number"},
-            "Host": {"type": "string"},
-            "Code": _NULLABLE_INT,
-            "Enhanced": _NULLABLE_TEXT,
-            "Text": {"type": "string"},
-        },
-    },
-    "Delivery": {
-        "type": "object",
-        "properties": {
-            "ID": {"type": "integer", "description": "Recipient ID"},
-            "Address": {"type": "string"},
-            "Route": {"type": "string"},
-            "Status": {"type": "string"},
-            "Attempts": {"type": "integer"},
-            "NextAttempt": _NULLABLE_TIME,
-            "LastCode": _NULLABLE_INT,
-            "LastEnhanced": _NULLABLE_TEXT,
-            "LastText": _NULLABLE_TEXT,
-            "Actions": _ACTION_LIST,
-            "History": {"type": "array", "items": ref("Attempt")},
-        },
-    },
-    "Deliveries": {
-        "type": "object",
-        "properties": {
-            "ID": {"type": "string"},
-            "Status": {"type": "string"},
-            "Recipients": {"type": "array", "items": ref("Delivery")},
-        },
-    },
+    **schemas(QUEUE_RECIPIENT, QUEUE_PAGE, QUEUE_GROUP, ATTEMPT, DELIVERY, DELIVERIES),
 }
 
 _IDS = {"IDs": {"type": "array", "items": {"type": "integer"}, "description": "Recipient IDs"}}
@@ -150,7 +64,7 @@ PATHS: JSON = {
                 query_param("start", "Offset of the first recipient (default 0)", "integer"),
                 query_param("limit", "Recipients to return (default 50, at most 1000)", "integer"),
             ],
-            "responses": {"200": json_response(ref("QueuePage")), "400": BAD},
+            "responses": {"200": json_response(QUEUE_PAGE.ref), "400": BAD},
         },
     },
     "/api/v1/queue/groups": {
@@ -166,7 +80,7 @@ PATHS: JSON = {
                         "type": "object",
                         "properties": {
                             "by": {"type": "string"},
-                            "groups": {"type": "array", "items": ref("QueueGroup")},
+                            "groups": {"type": "array", "items": QUEUE_GROUP.ref},
                         },
                     }
                 ),
@@ -195,7 +109,7 @@ PATHS: JSON = {
             "summary": "Act on one recipient; answers it as it is now",
             "parameters": [path_param("RID", "Recipient ID", "integer"), _ACTION],
             "responses": {
-                "200": json_response(ref("QueueRecipient")),
+                "200": json_response(QUEUE_RECIPIENT.ref),
                 "404": error_response("No such recipient, or no such action"),
                 "409": error_response("The action does not apply to the recipient's state"),
                 "415": NOT_JSON,
@@ -206,7 +120,7 @@ PATHS: JSON = {
         "get": {
             "summary": "Each recipient of a message with its status, route and attempts",
             "parameters": [message_id()],
-            "responses": {"200": json_response(ref("Deliveries")), "404": _NO_MESSAGE},
+            "responses": {"200": json_response(DELIVERIES.ref), "404": _NO_MESSAGE},
         },
     },
     "/api/v1/message/{ID}/deliveries/{Action}": {

@@ -16,15 +16,23 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from relay.status import ACTIONS, applies_to
+from relay.status import ACTIONS, SHOWN, applies_to
 from relay.store import MessageRow, QueueFilter, Store
 from relay.store.queue_view import GroupBy
 from web.api import queue_shapes as shapes
 from web.api.common import ApiError, endpoint, guard_change, int_param, json_body, message_id
 from web.pages import store_of
 
-FILTER_KEYS = ("status", "destination", "domain", "error", "search")
-"""Filter fields: query parameters of GET /api/v1/queue, keys of a bulk action's Filter."""
+FILTERS = {
+    "status": f"One of {', '.join(SHOWN)} (default: all three)",
+    "destination": "A destination key: relay:NAME, or relay:mx:DOMAIN",
+    "domain": "Recipient domain, exact (case-insensitive)",
+    "error": "An error group key, CODE|ENHANCED|normalised text (ErrorGroup)",
+    "search": "Words that must all appear in address, sender, subject or reply",
+}
+"""Filter fields, with what each means: query parameters of GET /api/v1/queue, keys of a
+bulk action's Filter (web/api/openapi_queue.py describes both from this)."""
+FILTER_KEYS = tuple(FILTERS)
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 1000
 MAX_IDS = 10_000
@@ -79,16 +87,8 @@ async def list_queue(request: Request) -> Response:
     limit = min(int_param(request, "limit", DEFAULT_LIMIT, low=1), MAX_LIMIT)
     view = store_of(request).queue_view
     page = await view.page(filter_, start, limit)
-    return JSONResponse(
-        {
-            "total": page.total,
-            "start": start,
-            "count": len(page.rows),
-            "counts": await view.counts(filter_),
-            "summary": shapes.summary(await view.summary()),
-            "recipients": [shapes.queue_recipient(row) for row in page.rows],
-        }
-    )
+    listing = shapes.Listing(page, start, await view.counts(filter_), await view.summary())
+    return JSONResponse(shapes.QUEUE_PAGE(listing))
 
 
 @endpoint
@@ -100,7 +100,7 @@ async def queue_groups(request: Request) -> Response:
         raise ApiError(400, f"by must be one of {', '.join(GROUPINGS)}")
     filter_ = read_filter(request.query_params)
     groups = await store_of(request).queue_view.groups(by, filter_)
-    return JSONResponse({"by": by, "groups": [shapes.group(g) for g in groups]})
+    return JSONResponse({"by": by, "groups": [shapes.QUEUE_GROUP(g) for g in groups]})
 
 
 @endpoint
@@ -152,7 +152,7 @@ async def act_on_recipient(request: Request) -> Response:
             f"recipient {rid} is {found[0].status}: {action} applies to"
             f" {applies_to(action)} recipients",
         )
-    return JSONResponse(shapes.queue_recipient(found[0]))
+    return JSONResponse(shapes.QUEUE_RECIPIENT(found[0]))
 
 
 async def _message_row(request: Request, store: Store) -> MessageRow:
@@ -169,13 +169,7 @@ async def deliveries(request: Request) -> Response:
     store = store_of(request)
     row = await _message_row(request, store)
     timeline = await store.timeline.of_message(row.id)
-    return JSONResponse(
-        {
-            "ID": row.id,
-            "Status": row.status,
-            "Recipients": [shapes.delivery(r) for r in timeline],
-        }
-    )
+    return JSONResponse(shapes.DELIVERIES((row, timeline)))
 
 
 @endpoint

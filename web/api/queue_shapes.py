@@ -1,11 +1,38 @@
 """The queue and a message's deliveries as relay's own API shapes them (PascalCase fields,
-as in Mailpit's objects; times as RFC 3339 UTC). Pure functions; the routes fetch."""
+as in Mailpit's objects; times as RFC 3339 UTC). Each shape is described once (oas.Shape):
+the answers and the OpenAPI schemas both come from it. Pure functions; the routes fetch."""
 
 from __future__ import annotations
 
-from relay.status import actions_for, next_attempt
-from relay.store import AttemptRow, Group, QueueRow, QueueSummary, RecipientTimeline
-from web.api.shapes import JSON, timestamp
+from dataclasses import dataclass
+
+from relay.status import ACTIONS, actions_for, next_attempt
+from relay.store import (
+    AttemptRow,
+    Group,
+    MessageRow,
+    QueuePage,
+    QueueRow,
+    QueueSummary,
+    RecipientRow,
+    RecipientTimeline,
+)
+from web.api.oas import (
+    COUNTS,
+    INTEGER,
+    JSON,
+    NULLABLE_INT,
+    NULLABLE_TEXT,
+    NULLABLE_TIME,
+    NUMBER,
+    STRING,
+    TIME,
+    Field,
+    Shape,
+    array,
+    described,
+)
+from web.api.shapes import timestamp
 
 
 def maybe_time(epoch: float | None) -> str | None:
@@ -13,27 +40,43 @@ def maybe_time(epoch: float | None) -> str | None:
     return None if epoch is None else timestamp(epoch)
 
 
-def queue_recipient(row: QueueRow) -> JSON:
-    """One recipient of the queue with its message's sender and subject."""
-    return {
-        "ID": row.id,
-        "Message": row.message_id,
-        "Address": row.address,
-        "Route": row.route,
-        "Destination": row.destination,
-        "Status": row.status,
-        "Attempts": row.attempts,
-        "NextAttempt": maybe_time(next_attempt(row.status, row.next_attempt_at)),
-        "LastCode": row.last_code,
-        "LastEnhanced": row.last_enhanced,
-        "LastText": row.last_text,
-        "ErrorGroup": str(row.error),
-        "Updated": timestamp(row.updated_at),
-        "Received": timestamp(row.received_at),
-        "MailFrom": row.mail_from,
-        "Subject": row.subject,
-        "Actions": actions_for(row.status),
-    }
+_RECIPIENT_ID = described(INTEGER, "Recipient ID")
+_ACTION_LIST = array({"type": "string", "enum": list(ACTIONS)})
+_ID: Field[RecipientRow] = Field("ID", _RECIPIENT_ID, lambda r: r.id)
+_ADDRESS: Field[RecipientRow] = Field("Address", STRING, lambda r: r.address)
+_ROUTE: Field[RecipientRow] = Field("Route", STRING, lambda r: r.route)
+_STATE: tuple[Field[RecipientRow], ...] = (
+    Field("Status", STRING, lambda r: r.status),
+    Field("Attempts", INTEGER, lambda r: r.attempts),
+    Field(
+        "NextAttempt",
+        NULLABLE_TIME,
+        lambda r: maybe_time(next_attempt(r.status, r.next_attempt_at)),
+    ),
+    Field("LastCode", NULLABLE_INT, lambda r: r.last_code),
+    Field("LastEnhanced", NULLABLE_TEXT, lambda r: r.last_enhanced),
+    Field("LastText", NULLABLE_TEXT, lambda r: r.last_text),
+)
+_ACTIONS: Field[RecipientRow] = Field("Actions", _ACTION_LIST, lambda r: actions_for(r.status))
+
+QUEUE_RECIPIENT: Shape[QueueRow] = Shape(
+    "QueueRecipient",
+    (
+        _ID,
+        Field("Message", described(STRING, "ID of its message"), lambda r: r.message_id),
+        _ADDRESS,
+        _ROUTE,
+        Field("Destination", STRING, lambda r: r.destination),
+        *_STATE,
+        Field("ErrorGroup", STRING, lambda r: str(r.error)),
+        Field("Updated", TIME, lambda r: timestamp(r.updated_at)),
+        Field("Received", TIME, lambda r: timestamp(r.received_at)),
+        Field("MailFrom", STRING, lambda r: r.mail_from),
+        Field("Subject", STRING, lambda r: r.subject),
+        _ACTIONS,
+    ),
+)
+"""One recipient of the queue with its message's sender and subject."""
 
 
 def summary(queue: QueueSummary) -> JSON:
@@ -47,46 +90,81 @@ def summary(queue: QueueSummary) -> JSON:
     }
 
 
-def group(found: Group) -> JSON:
-    """A destination or error group: its key, counts by state, oldest message, next retry."""
-    return {
-        "Key": found.key,
-        "Count": found.count,
-        "Deferred": found.deferred,
-        "Failed": found.failed,
-        "Held": found.held,
-        "Oldest": timestamp(found.oldest),
-        "NextAttempt": maybe_time(found.next_attempt_at),
-        "Code": found.code,
-        "Enhanced": found.enhanced,
-        "Sample": found.sample,
-    }
+@dataclass(frozen=True)
+class Listing:
+    """One page of the queue, with the counts its answer carries."""
+
+    page: QueuePage
+    start: int
+    counts: dict[str, int]
+    summary: QueueSummary
 
 
-def attempt(row: AttemptRow) -> JSON:
-    """One delivery attempt."""
-    return {
-        "Time": timestamp(row.started_at),
-        "Duration": round(row.duration, 3),
-        "Host": row.host,
-        "Code": row.code,
-        "Enhanced": row.enhanced,
-        "Text": row.text,
-    }
+QUEUE_PAGE: Shape[Listing] = Shape(
+    "QueuePage",
+    (
+        Field("total", INTEGER, lambda q: q.page.total),
+        Field("start", INTEGER, lambda q: q.start),
+        Field("count", INTEGER, lambda q: len(q.page.rows)),
+        Field("counts", COUNTS, lambda q: q.counts),
+        Field("summary", COUNTS, lambda q: summary(q.summary)),
+        Field(
+            "recipients",
+            array(QUEUE_RECIPIENT.ref),
+            lambda q: [QUEUE_RECIPIENT(r) for r in q.page.rows],
+        ),
+    ),
+)
 
+QUEUE_GROUP: Shape[Group] = Shape(
+    "QueueGroup",
+    (
+        Field("Key", STRING, lambda g: g.key),
+        Field("Count", INTEGER, lambda g: g.count),
+        Field("Deferred", INTEGER, lambda g: g.deferred),
+        Field("Failed", INTEGER, lambda g: g.failed),
+        Field("Held", INTEGER, lambda g: g.held),
+        Field("Oldest", TIME, lambda g: timestamp(g.oldest)),
+        Field("NextAttempt", NULLABLE_TIME, lambda g: maybe_time(g.next_attempt_at)),
+        Field("Code", NULLABLE_INT, lambda g: g.code),
+        Field("Enhanced", NULLABLE_TEXT, lambda g: g.enhanced),
+        Field("Sample", STRING, lambda g: g.sample),
+    ),
+)
+"""A destination or error group: its key, counts by state, oldest message, next retry."""
 
-def delivery(rcpt: RecipientTimeline) -> JSON:
-    """One recipient of a message: its state, route, last reply and every attempt."""
-    return {
-        "ID": rcpt.id,
-        "Address": rcpt.address,
-        "Route": rcpt.route,
-        "Status": rcpt.status,
-        "Attempts": rcpt.attempts,
-        "NextAttempt": maybe_time(next_attempt(rcpt.status, rcpt.next_attempt_at)),
-        "LastCode": rcpt.last_code,
-        "LastEnhanced": rcpt.last_enhanced,
-        "LastText": rcpt.last_text,
-        "Actions": actions_for(rcpt.status),
-        "History": [attempt(a) for a in rcpt.history],
-    }
+ATTEMPT: Shape[AttemptRow] = Shape(
+    "Attempt",
+    (
+        Field("Time", TIME, lambda a: timestamp(a.started_at)),
+        Field("Duration", NUMBER, lambda a: round(a.duration, 3)),
+        Field("Host", STRING, lambda a: a.host),
+        Field("Code", NULLABLE_INT, lambda a: a.code),
+        Field("Enhanced", NULLABLE_TEXT, lambda a: a.enhanced),
+        Field("Text", STRING, lambda a: a.text),
+    ),
+)
+"""One delivery attempt."""
+
+DELIVERY: Shape[RecipientTimeline] = Shape(
+    "Delivery",
+    (
+        _ID,
+        _ADDRESS,
+        _ROUTE,
+        *_STATE,
+        _ACTIONS,
+        Field("History", array(ATTEMPT.ref), lambda r: [ATTEMPT(a) for a in r.history]),
+    ),
+)
+"""One recipient of a message: its state, route, last reply and every attempt."""
+
+DELIVERIES: Shape[tuple[MessageRow, list[RecipientTimeline]]] = Shape(
+    "Deliveries",
+    (
+        Field("ID", STRING, lambda m: m[0].id),
+        Field("Status", STRING, lambda m: m[0].status),
+        Field("Recipients", array(DELIVERY.ref), lambda m: [DELIVERY(r) for r in m[1]]),
+    ),
+)
+"""A message's status and each of its recipients' deliveries."""
