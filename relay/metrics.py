@@ -44,7 +44,17 @@ class Metrics:
     def __init__(self) -> None:
         self._connections: Callable[[], Mapping[str, int]] = dict
         self.registry = CollectorRegistry()
-        r = self.registry
+        self._add_ingest(self.registry)
+        self._add_queue(self.registry)
+        self._add_delivery(self.registry)
+        self.pruned = Counter(
+            "relay_retention_pruned_messages",
+            "Messages deleted by retention ([storage] max_messages, max_age).",
+            registry=self.registry,
+        )
+
+    def _add_ingest(self, r: CollectorRegistry) -> None:
+        """What SMTP and the API accept."""
         self.messages_received = Counter(
             "relay_messages_received",
             "Messages received, by listener (or api) and result: accepted (stored),"
@@ -64,6 +74,9 @@ class Metrics:
             ["listener"],
             registry=r,
         )
+
+    def _add_queue(self, r: CollectorRegistry) -> None:
+        """What the database holds: recipients by status, the queue."""
         self.recipients = Gauge(
             "relay_recipients",
             "Stored recipients by status (from the database).",
@@ -80,6 +93,9 @@ class Metrics:
             "Seconds since the message of the oldest deferred recipient arrived; 0 when none.",
             registry=r,
         )
+
+    def _add_delivery(self, r: CollectorRegistry) -> None:
+        """What the delivery worker does: attempts, their durations, open connections."""
         self.deliveries = Counter(
             "relay_deliveries",
             "Delivery attempts of recipients, by destination and outcome"
@@ -98,11 +114,6 @@ class Metrics:
             "relay_upstream_connections_open",
             "SMTP connections to upstreams open now, by destination.",
             ["destination"],
-            registry=r,
-        )
-        self.pruned = Counter(
-            "relay_retention_pruned_messages",
-            "Messages deleted by retention ([storage] max_messages, max_age).",
             registry=r,
         )
 

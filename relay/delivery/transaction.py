@@ -114,6 +114,27 @@ async def transact(
     Raises aiosmtplib.SMTPServerDisconnected (or another connection error) when the
     connection breaks before the transaction is answered, and when RSET is refused.
     """
+    prepared = _prepare(channel, envelope)
+    if isinstance(prepared, list):
+        return prepared
+    if not prepared.rcpts:
+        return _complete(prepared.replies)
+    exchange = _Exchange(channel, channel.offers("pipelining"), command_timeout)
+    return await _converse(exchange, envelope, prepared, reset)
+
+
+@dataclass
+class _Prepared:
+    """The commands of a transaction, and the recipients refused before it is spoken."""
+
+    mail: bytes
+    rcpts: list[tuple[int, bytes]]  # (index of the recipient, its RCPT command)
+    replies: list[Reply | None]
+
+
+def _prepare(channel: Channel, envelope: Envelope) -> _Prepared | list[Reply]:
+    """The MAIL and RCPT commands of `envelope`, or a reply for every recipient when the
+    transaction cannot be spoken at all (an address this server cannot take)."""
     count = len(envelope.recipients)
     sender = null_to_empty(envelope.mail_from)
     utf8 = not all(a.isascii() for a in (sender, *envelope.recipients))
@@ -134,11 +155,16 @@ async def transact(
             rcpts.append((index, command(b"RCPT TO:", address, encoding)))
         except ValueError as exc:
             replies[index] = retry.local(f"bad recipient address: {exc}", BAD_RECIPIENT, False)
-    if not rcpts:
-        return _complete(replies)
-    exchange = _Exchange(channel, channel.offers("pipelining"), command_timeout)
+    return _Prepared(mail, rcpts, replies)
+
+
+async def _converse(
+    exchange: _Exchange, envelope: Envelope, prepared: _Prepared, reset: bool
+) -> list[Reply]:
+    """Say (RSET,) MAIL, the RCPTs and DATA, pipelined when offered; a reply per recipient."""
+    channel, replies = exchange.channel, prepared.replies
     group = [RSET] if reset else []
-    group += [mail, *(line for _, line in rcpts), DATA]
+    group += [prepared.mail, *(line for _, line in prepared.rcpts), DATA]
     if exchange.pipelined:
         channel.write(b"".join(group))
     unread = len(group)  # replies still to come for what was written (pipelined)
@@ -157,11 +183,11 @@ async def transact(
             channel.close()
             raise aiosmtplib.SMTPServerDisconnected(f"RSET answered {answer.code} {answer.message}")
     unread -= 1
-    answer = await exchange.ask(mail)
+    answer = await exchange.ask(prepared.mail)
     if answer.code // 100 != 2:
         return await refused(retry.parse(answer.code, answer.message))
     accepted: list[int] = []
-    for index, line in rcpts:
+    for index, line in prepared.rcpts:
         unread -= 1
         answer = await exchange.ask(line)
         if answer.code // 100 == 2:
@@ -176,7 +202,7 @@ async def transact(
     answer = await exchange.ask(DATA)
     if answer.code == START_INPUT:
         try:
-            async with asyncio.timeout(command_timeout):
+            async with asyncio.timeout(exchange.timeout):
                 await send_data(channel, envelope.data)
                 answer = await channel.reply()
         except TimeoutError:
