@@ -1,5 +1,5 @@
 """Header values as people read them: RFC 2047 encoded words, RFC 2231 parameters and raw
-8-bit bytes decoded through relay's charset table (relay/charsets.py), never raising.
+8-bit bytes decoded through relay's charset table (charsets.py), never raising.
 
 The standard library decodes encoded words and parameters with Python's strict codec
 lookup: a `gb2312` word holding a GBK character loses it, an `iso-8859-8-i` word is not

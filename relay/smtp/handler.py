@@ -101,7 +101,7 @@ class Handler:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         """Add a missing Message-ID and Date on submission, then store the message through
-        relay.submit (Received header, routes, commit) and only then answer 250."""
+        relay.ingest (Received header, routes, commit) and only then answer 250."""
         tls = session.ssl is not None
         authenticated = bool(session.authenticated)
         origin = Origin(
