@@ -4,6 +4,7 @@ layers of docs/architecture.md (read from the source with ast, nothing imported)
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -21,10 +22,21 @@ IO = (
 )  # fmt: skip
 """What a pure module may not import: sockets, threads, files, databases, servers."""
 
+ROUTE_LITERAL = re.compile(r"relay:\S*")
+"""A relay route or a destination written out: "relay:" and one word (prose that names
+the forms, or the command line's "relay: " before a message, is not one)."""
+NOT_A_ROUTE = {"relay/store/notices.py": "the tag of relay's NOTIFY payloads"}
+
 RULES = [
     # (the modules a rule is about, what they may not import, modules the rule spares)
     ("relay/", ("web",), ("relay/app.py",)),
     ("relay/store/", ("relay.smtp", "relay.delivery", "relay.ingest", "relay.cli"), ()),
+    # The store takes routes already decided (its callers route); it never routes.
+    (
+        "relay/store/",
+        ("relay.routing.route", "relay.routing.route_all", "relay.config.RouteConfig"),
+        (),
+    ),
     ("relay/smtp/", ("relay.delivery",), ()),
     ("relay/delivery/", ("relay.smtp",), ()),
     ("relay/ingest.py", ("relay.smtp", "relay.delivery", "relay.cli"), ()),
@@ -85,6 +97,31 @@ def long_functions(source: str, label: str) -> list[str]:
     ]
 
 
+def destination_spellings(source: str) -> list[str]:
+    """The string constants of `source` that spell a destination or a relay route: "relay:"
+    and anything that starts so (as a literal, or the start of an f-string; "relay: " and
+    a message is the command line's prefix, not a route)."""
+    return sorted(
+        node.value
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and ROUTE_LITERAL.fullmatch(node.value)
+    )
+
+
+def test_only_routing_spells_a_destination() -> None:
+    """relay.routing.Destination is the one text form of a destination: no other module of
+    relay/ or web/ writes "relay:mx", "relay:" or the like itself."""
+    spelled = {
+        name(p): found
+        for p in sources()
+        if name(p) != "relay/routing.py" and name(p) not in NOT_A_ROUTE
+        if (found := destination_spellings(p.read_text(encoding="utf-8")))
+    }
+    assert spelled == {}
+
+
 def test_modules_stay_small() -> None:
     """No module of relay/ or web/ is over MAX_MODULE_LINES lines."""
     lines = {name(p): len(p.read_text(encoding="utf-8").splitlines()) for p in sources()}
@@ -98,7 +135,9 @@ def test_functions_stay_short() -> None:
     ] == []
 
 
-@pytest.mark.parametrize(("scope", "forbidden", "spared"), RULES, ids=[r[0] for r in RULES])
+@pytest.mark.parametrize(
+    ("scope", "forbidden", "spared"), RULES, ids=[f"{r[0]}-{r[1][0]}" for r in RULES]
+)
 def test_layers_import_only_downwards(
     scope: str, forbidden: tuple[str, ...], spared: tuple[str, ...]
 ) -> None:
@@ -133,6 +172,23 @@ def test_the_import_check_sees_every_form(
     `from relay import X` (here in a module of relay.store), and does not mistake a
     longer name for a package."""
     assert breaks(source, "relay.store", forbidden) == expected
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ('MX_ROUTE = "relay:mx"\n', ["relay:mx"]),
+        ('key = f"relay:mx:{domain}"\n', ["relay:mx:"]),
+        ('name = route.removeprefix("relay:")\n', ["relay:"]),
+        ('"""A destination: relay:NAME, or relay:mx:DOMAIN."""\n', []),
+        ('print(f"relay: {problem}")\n', []),
+        ('help="relay:NAME, or relay:mx:DOMAIN"\n', []),
+    ],
+)
+def test_the_spelling_check_sees_literals(source: str, expected: list[str]) -> None:
+    """A destination written out as a literal or an f-string is found; prose that names the
+    forms, and the command line's "relay: " prefix, are not."""
+    assert destination_spellings(source) == expected
 
 
 def test_a_function_one_line_too_long_is_found() -> None:
