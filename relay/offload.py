@@ -28,13 +28,17 @@ PARSE_IN_THREAD = 64 * 1024
 class Offload:
     """A bounded pool of threads for reading large messages."""
 
-    def __init__(self, name: str, threads: int = THREADS) -> None:
+    def __init__(
+        self, name: str, threads: int = THREADS, inline_below: int = PARSE_IN_THREAD
+    ) -> None:
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix=name)
+        self.inline_below = inline_below
 
     async def run(self, size: int, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """`fn(*args, **kwargs)`, which reads `size` bytes of mail: on the loop when that
-        is small, else in one of the pool's threads (waiting for one to be free)."""
-        if size <= PARSE_IN_THREAD:
+        is small (`inline_below` bytes or less; 0: never), else in one of the pool's
+        threads (waiting for one to be free)."""
+        if size <= self.inline_below and self.inline_below > 0:
             return fn(*args, **kwargs)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))

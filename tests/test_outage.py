@@ -41,9 +41,10 @@ async def test_refused_then_421_then_recovered(db_url: str, figures: dict[str, s
     clock = FakeClock()
     server = Upstream().start()
     server.stop()  # its port now refuses connections
+    # Each recipient on its own schedule: no circuit breaker (test_breaker.py has it).
     config = relay_config(
         db_url,
-        {"smarthost": upstream_at(server.port)},
+        {"smarthost": upstream_at(server.port, breaker_failures=0)},
         retry_schedule=SCHEDULE,
         retry_jitter=0.0,
     )

@@ -3,9 +3,12 @@ connections to it are made, and how the queue worker retries."""
 
 from __future__ import annotations
 
+import types
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from relay.config.limits import DestinationLimits
 from relay.config.settings import setting
 from relay.config.values import check_pattern, check_schedule, fraction, positive
 
@@ -82,7 +85,7 @@ class ConnectionSettings:
 
 
 @dataclass(frozen=True)
-class UpstreamConfig(ConnectionSettings):
+class UpstreamConfig(ConnectionSettings, DestinationLimits):
     """[upstream.NAME]: an SMTP server that relayed mail is handed to."""
 
     host: str = setting("127.0.0.1", "Host name or address of the upstream.")
@@ -95,8 +98,9 @@ class UpstreamConfig(ConnectionSettings):
 
 
 @dataclass(frozen=True)
-class MxConfig(ConnectionSettings):
-    """[mx]: direct delivery to the recipient domain's MX hosts (routes with upstream = "mx")."""
+class MxConfig(ConnectionSettings, DestinationLimits):
+    """[mx]: direct delivery to the recipient domain's MX hosts (routes with upstream = "mx");
+    its limits apply to each domain on its own, `[mx.domains."DOMAIN"]` sets a domain's."""
 
     port: int = setting(25, "Port of every MX host.", positive)
     tls: Literal["auto", "starttls", "implicit", "opportunistic", "none"] = setting(
@@ -107,6 +111,13 @@ class MxConfig(ConnectionSettings):
         "Check MX certificates and host names; off by default as for opportunistic TLS"
         " (RFC 7435): encrypted beats plain text even unauthenticated.",
     )
+    domains: Mapping[str, DestinationLimits] = field(
+        default_factory=lambda: types.MappingProxyType({})
+    )
+
+    def limits_for(self, domain: str) -> DestinationLimits:
+        """The rate limit and breaker of MX delivery to `domain` (its own table, else [mx])."""
+        return self.domains.get(domain, self)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from relay.config.dkim import load_keys
 from relay.config.env import apply_env, upstream_secrets
+from relay.config.limits import inherit_mx_limits
 from relay.config.resolution import resolved
 from relay.config.root import Config
 from relay.config.settings import build
@@ -35,6 +37,7 @@ def load_config(path: str | Path | None, env: Mapping[str, str] | None = None) -
     if isinstance(data.get("listener"), dict):
         raise ConfigError(source, "listener", "[[listener]] tables (an array of tables)")
     apply_env(data, env)
+    inherit_mx_limits(data)
     config = build(Config, data, source)
     for i, rule in enumerate(config.route):
         if (
@@ -57,7 +60,8 @@ def load_config(path: str | Path | None, env: Mapping[str, str] | None = None) -
         for name, upstream in config.upstream.items()
     }
     check_ca_file("mx.ca_file", config.mx.ca_file, source)
-    config = dataclasses.replace(config, upstream=types.MappingProxyType(upstreams))
+    keys = types.MappingProxyType(load_keys(config.dkim, source))
+    config = dataclasses.replace(config, upstream=types.MappingProxyType(upstreams), dkim=keys)
     return resolved(dataclasses.replace(config, source=source))
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from relay.config.checks import ChecksConfig
 from relay.config.delivery import DeliveryConfig, MxConfig, RouteConfig, UpstreamConfig
+from relay.config.dkim import DkimConfig
 from relay.config.listeners import AuthConfig, ListenerConfig, TLSConfig
 from relay.config.server import ServerConfig
 from relay.config.storage import StorageConfig
@@ -31,6 +32,7 @@ class Config:
     mx: MxConfig = MxConfig()
     delivery: DeliveryConfig = DeliveryConfig()
     checks: ChecksConfig = ChecksConfig()
+    dkim: Mapping[str, DkimConfig] = field(default_factory=lambda: types.MappingProxyType({}))
     source: str = field(default="<defaults>", metadata={"internal": True})
 
     @property

@@ -13,7 +13,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
+from relay.store.destinations import Outcome
 from relay.store.queue import Queue, Result
+
+Waiting = tuple[Sequence[Result], Sequence[Outcome], float, asyncio.Future[None]]
+"""One caller's results, its outcomes for the breakers, its time and its future."""
 
 
 class Recorder:
@@ -23,14 +27,17 @@ class Recorder:
         self.queue = queue
         self.owner = owner
         self.batches = 0  # writes made so far, for tests
-        self._waiting: list[tuple[Sequence[Result], float, asyncio.Future[None]]] = []
+        self._waiting: list[Waiting] = []
         self._writer: asyncio.Task[None] | None = None
 
-    async def record(self, results: Sequence[Result], now: float) -> None:
-        """Commit `results` (as of `now`), with whatever else is waiting; return once they
-        are. Cancelling the caller does not stop the write its results are part of."""
+    async def record(
+        self, results: Sequence[Result], now: float, outcomes: Sequence[Outcome] = ()
+    ) -> None:
+        """Commit `results` and `outcomes` (as of `now`), with whatever else is waiting;
+        return once they are. Cancelling the caller does not stop the write its results
+        are part of."""
         done = asyncio.get_running_loop().create_future()
-        self._waiting.append((results, now, done))
+        self._waiting.append((results, outcomes, now, done))
         if self._writer is None:
             self._writer = asyncio.create_task(self._write_all(), name="delivery-results")
         await done
@@ -41,14 +48,15 @@ class Recorder:
             await asyncio.shield(self._writer)
 
     async def _write_all(self) -> None:
-        batch: list[tuple[Sequence[Result], float, asyncio.Future[None]]] = []
+        batch: list[Waiting] = []
         try:
             while self._waiting:
                 batch, self._waiting = self._waiting, []
-                results = [r for part, _, _ in batch for r in part]
-                now = max(at for _, at, _ in batch)
+                results = [r for part, _, _, _ in batch for r in part]
+                outcomes = [o for _, part, _, _ in batch for o in part]
+                now = max(at for _, _, at, _ in batch)
                 try:
-                    await self.queue.finish(self.owner, results, now)
+                    await self.queue.finish(self.owner, results, now, outcomes)
                 except Exception as exc:  # noqa: BLE001 - handed to every caller
                     _settle(batch, exc)
                 else:
@@ -63,11 +71,8 @@ class Recorder:
             self._writer = None
 
 
-def _settle(
-    batch: Sequence[tuple[Sequence[Result], float, asyncio.Future[None]]],
-    error: BaseException | None,
-) -> None:
-    for _, _, done in batch:
+def _settle(batch: Sequence[Waiting], error: BaseException | None) -> None:
+    for _, _, _, done in batch:
         if done.done():  # its caller was cancelled
             continue
         if error is None:

@@ -28,6 +28,8 @@ NO_ANSWER = "4.4.1"  # connection refused or timed out
 BAD_CONNECTION = "4.4.2"  # connection lost or reply timed out
 TLS_FAILED = "4.7.5"  # cryptographic failure: TLS could not be set up
 LOCAL_TRANSIENT = "4.3.0"
+SERVICE_CLOSING = 421
+POLICY = "4.7."  # RFC 3463 X.7.X: security or policy status (rate limits, blocks, TLS)
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,30 @@ def from_exception(exc: BaseException) -> Reply:
     if isinstance(exc, OSError):
         return local(f"cannot connect: {exc.strerror or exc}", NO_ANSWER)
     return local(f"{type(exc).__name__}: {exc}", LOCAL_TRANSIENT)
+
+
+def pushes_back(reply: Reply) -> bool:
+    """Whether `reply` is a destination pushing back on everything: a refused (or
+    unanswered) connection, 421, or a 4.7.x policy reply."""
+    return (
+        reply.code == SERVICE_CLOSING
+        or reply.enhanced.startswith(POLICY)
+        or (reply.code is None and reply.enhanced == NO_ANSWER)
+    )
+
+
+def pushback(replies: Sequence[Reply]) -> Reply | None:
+    """The reply by which a destination pushed back on a whole transaction, for its
+    circuit breaker; None when any recipient was delivered or none was pushed back."""
+    if any(r.status is Status.DELIVERED for r in replies):
+        return None
+    return next((r for r in replies if pushes_back(r)), None)
+
+
+def answered(replies: Sequence[Reply]) -> bool:
+    """Whether the destination itself answered (a reply with a code that is no push-back):
+    its breaker's count of push-backs in a row starts again."""
+    return pushback(replies) is None and any(r.code is not None for r in replies)
 
 
 def backoff(failures: int, schedule: Sequence[float], jitter: float, spread: float) -> float:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import aiosmtplib
 
 from relay.config import Config, ConnectionSettings
+from relay.config.limits import DestinationLimits
 from relay.delivery import retry, transaction
 from relay.delivery.mx import MxResolver
 from relay.delivery.pool import Pool, Target
@@ -54,6 +55,13 @@ class Sender:
             return self.config.mx
         upstream = self.config.upstream.get(destination.upstream)
         return upstream if upstream is not None else ConnectionSettings()
+
+    def limits(self, destination: Destination) -> DestinationLimits:
+        """The rate limit and breaker of a destination (an MX domain's, an upstream's)."""
+        if destination.is_mx:
+            return self.config.mx.limits_for(destination.domain or "")
+        upstream = self.config.upstream.get(destination.upstream)
+        return upstream if upstream is not None else DestinationLimits()
 
     async def _targets(self, destination: Destination) -> list[Target]:
         if destination.is_mx:

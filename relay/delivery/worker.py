@@ -27,15 +27,18 @@ from relay import address, ingest
 from relay.clock import Clock, SystemClock
 from relay.config import Config
 from relay.delivery import dsn, retry
+from relay.delivery.lanes import Lanes
 from relay.delivery.mx import MxResolver
 from relay.delivery.recorder import Recorder
 from relay.delivery.retry import Reply
 from relay.delivery.sender import Sender, Sent
+from relay.delivery.signing import Signer
 from relay.delivery.transaction import Envelope
 from relay.metrics import Metrics
 from relay.routing import Destination
 from relay.status import Status
 from relay.store import Claim, Result, Store
+from relay.store.destinations import Outcome
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +96,8 @@ class Worker:
         self.store = store
         self.clock: Clock = clock or SystemClock()
         self.sender = Sender(config, resolver)
+        self.signer = Signer(config.dkim)
+        self.lanes = Lanes(lambda d: self.sender.settings(d).max_connections)
         self.rng = rng or random.Random()
         self.owner = f"{config.server.host_name}:{os.getpid()}:{secrets.token_hex(4)}"
         self.recorder = Recorder(store.queue, self.owner)
@@ -172,17 +177,22 @@ class Worker:
                 return
             limit = min(self.policy.batch_size, room)
             now = self.clock.now()
-            claims = await self.store.queue.claim(
-                self.owner, now, self.policy.lease, limit, self._busy()
+            batch = await self.store.queue.claim_batch(
+                self.owner, now, self.policy.lease, limit, self._busy(), self._rate
             )
+            claims = batch.claims
             try:  # one read for the batch, not one per message, of bytes not in memory
                 await self.store.prefetch_raw(c.message_id for c in claims)
             except Exception:  # each delivery reads its message itself then
                 log.exception("could not read the claimed messages ahead")
             for g in group(claims):
                 self._launch(g)
-            if len(claims) < limit:
+            if batch.picked < limit:  # those made to wait for their destination count
                 return
+
+    def _rate(self, destination: Destination) -> int:
+        """A destination's messages per minute (0: no limit), for the claim."""
+        return self.sender.limits(destination).max_messages_per_minute
 
     def _launch(self, g: Group) -> None:
         for claim in g.claims:
@@ -198,6 +208,7 @@ class Worker:
             self._backlog[g.destination] -= 1
             if self._backlog[g.destination] <= 0:
                 del self._backlog[g.destination]
+                self.lanes.drop(g.destination)
             self._wake.set()  # capacity freed: claim more
 
         task.add_done_callback(done)
@@ -213,6 +224,7 @@ class Worker:
         if raw is None:  # or deleted meanwhile: its recipients went with it
             self._forget(g.claims)
             return
+        raw = await self.signer.sign(first.message_id, raw)  # DKIM, when its From has a key
         settings = self.sender.settings(first.destination)
         for chunk in _chunks(g.claims, settings.max_recipients):
             try:
@@ -223,22 +235,32 @@ class Worker:
             # Not when cancelled: `stop` gives back what is still in flight.
             self._forget(chunk)
 
+    async def _transmit(self, chunk: Sequence[Claim], raw: bytes) -> Sent:
+        first = chunk[0]
+        envelope = Envelope(first.mail_from, tuple(c.address for c in chunk), raw)
+        try:
+            return await self.sender.send(first.destination, envelope)
+        except Exception as exc:
+            # A bug, not the upstream: defer with backoff rather than retry in a hot loop.
+            log.exception("delivery of %s failed unexpectedly", first.message_id)
+            error = retry.local(f"internal error: {type(exc).__name__}: {exc}", INTERNAL)
+            return Sent("", [error] * len(chunk))
+
     def _forget(self, claims: Sequence[Claim]) -> None:
         for claim in claims:
             self._in_flight.pop(claim.id, None)
 
     async def _send(self, chunk: Sequence[Claim], raw: bytes) -> None:
         first = chunk[0]
-        loop = asyncio.get_running_loop()
-        started, clock_start = self.clock.now(), loop.time()
-        envelope = Envelope(first.mail_from, tuple(c.address for c in chunk), raw)
-        try:
-            sent = await self.sender.send(first.destination, envelope)
-        except Exception as exc:
-            # A bug, not the upstream: defer with backoff rather than retry in a hot loop.
-            log.exception("delivery of %s failed unexpectedly", first.message_id)
-            error = retry.local(f"internal error: {type(exc).__name__}: {exc}", INTERNAL)
-            sent = Sent("", [error] * len(chunk))
+        async with self.lanes.turn(first.destination):
+            paused = self.store.queue.paused.get(str(first.destination), 0.0)
+            if paused > self.clock.now():  # paused meanwhile: wait with the others
+                ids = [c.id for c in chunk]
+                await self.store.queue.give_back(self.owner, ids, self.clock.now(), paused)
+                return
+            loop = asyncio.get_running_loop()
+            started, clock_start = self.clock.now(), loop.time()
+            sent = await self._transmit(chunk, raw)
         duration = loop.time() - clock_start
         now = self.clock.now()
         results: list[Result] = []
@@ -263,7 +285,7 @@ class Worker:
                 await self._bounce(first, raw, failures, now)
             except Exception:
                 log.exception("%s: could not store the bounce", first.message_id)
-        await self.recorder.record(results, now)
+        await self.recorder.record(results, now, self._outcome(first.destination, sent))
         if self.metrics is not None:
             outcomes = Counter(result.status.value for result in results)
             self.metrics.delivery_attempt(str(first.destination), dict(outcomes), duration)
@@ -276,6 +298,15 @@ class Worker:
                 result.status.value,
                 " ".join(str(p) for p in (result.code, result.enhanced, result.text) if p),
             )
+
+    def _outcome(self, destination: Destination, sent: Sent) -> list[Outcome]:
+        """What the replies tell the destination's circuit breaker (nothing when no reply
+        came from the destination itself)."""
+        pushed = retry.pushback(sent.replies)
+        if pushed is None and not retry.answered(sent.replies):
+            return []
+        reason = None if pushed is None else str(pushed)
+        return [Outcome(str(destination), reason, self.sender.limits(destination))]
 
     async def _bounce(
         self, claim: Claim, raw: bytes, failures: Sequence[dsn.Failure], now: float

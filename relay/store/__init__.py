@@ -21,8 +21,17 @@ from relay.store.messages import MessageRow, Messages, Page, RecipientRow
 from relay.store.migrate import SchemaState
 from relay.store.notices import Notices
 from relay.store.queue import Claim, Queue, Result
-from relay.store.queue_view import Group, QueueFilter, QueuePage, QueueRow, QueueSummary, QueueView
+from relay.store.queue_view import (
+    Group,
+    Paused,
+    QueueFilter,
+    QueuePage,
+    QueueRow,
+    QueueSummary,
+    QueueView,
+)
 from relay.store.search import Filter
+from relay.store.shape import WAITING, QueueShape, ShapeRow, shape
 from relay.store.timeline import AttemptRow, RecipientTimeline, Timeline
 
 __all__ = [
@@ -41,10 +50,12 @@ __all__ = [
     "NewMessage",
     "NewRecipient",
     "Page",
+    "Paused",
     "Queue",
     "QueueFilter",
     "QueuePage",
     "QueueRow",
+    "QueueShape",
     "QueueSummary",
     "QueueView",
     "RecipientRow",
@@ -53,6 +64,7 @@ __all__ = [
     "Released",
     "Result",
     "SchemaState",
+    "ShapeRow",
     "Store",
 ]
 
@@ -156,6 +168,11 @@ class Store:
         for message_id in changed:
             self.events.publish(Event("status", message_id))
         return changed
+
+    async def queue_shape(self, now: float, statuses: Collection[str] = WAITING) -> QueueShape:
+        """The queue's shape at `now` (relay.store.shape): recipients in `statuses` by
+        destination and by the age of their message."""
+        return await shape(self.db, now, statuses)
 
     async def prune(self, max_messages: int, max_age: float, now: float) -> list[str]:
         """Retention: delete done-with mail older than `max_age` seconds (0: no age limit)

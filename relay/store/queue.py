@@ -12,31 +12,26 @@ after the commit and to the others by NOTIFY at the commit.
 
 from __future__ import annotations
 
-import functools
 import logging
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
-    ColumnElement,
-    Select,
-    and_,
     bindparam,
-    case,
     func,
     insert,
-    not_,
-    or_,
     select,
     update,
 )
 from sqlalchemy.engine import Connection
-from sqlalchemy.sql.elements import BindParameter
 
-from relay.routing import MX_ROUTE, Destination
+from relay.routing import Destination
 from relay.status import Status
+from relay.store import destinations
+from relay.store.claims import IDS, claim_statements
 from relay.store.database import Database
+from relay.store.destinations import WAITING_AGAIN, Changes, Outcome
 from relay.store.error_key import normalize
 from relay.store.events import Events
 from relay.store.schema import attempt, message, recipient
@@ -73,66 +68,9 @@ class Result:
     duration: float
 
 
-def _claimable(busy_routes: bool, busy_domains: bool) -> list[ColumnElement[bool]]:
-    """Due recipients (waiting, or with a lapsed lease), but those of busy destinations
-    (bound parameters: now, and busy_routes and busy_domains when there are any)."""
-    now: BindParameter[float] = bindparam("now")
-    conditions = [
-        or_(
-            and_(
-                recipient.c.status.in_([Status.QUEUED.value, Status.DEFERRED.value]),
-                recipient.c.next_attempt_at <= now,
-            ),
-            and_(recipient.c.status == Status.SENDING.value, recipient.c.lease_until < now),
-        )
-    ]
-    if busy_routes:
-        conditions.append(recipient.c.route.not_in(bindparam("busy_routes", expanding=True)))
-    if busy_domains:
-        conditions.append(
-            not_(
-                and_(
-                    recipient.c.route == MX_ROUTE,
-                    recipient.c.domain.in_(bindparam("busy_domains", expanding=True)),
-                )
-            )
-        )
-    return conditions
-
-
-_IDS: BindParameter[list[int]] = bindparam("ids", expanding=True)
-
-
-@functools.cache
-def _claim_statements(
-    busy_routes: bool, busy_domains: bool
-) -> tuple[Select[tuple[int]], Select[tuple[int]]]:
-    """How a claim picks, built once (with bound parameters: now, limit, ids, and those of
-    `_claimable`): due recipients, then their messages' other due recipients."""
-    conditions = _claimable(busy_routes, busy_domains)
-    pick = (
-        select(recipient.c.id)
-        .where(*conditions)
-        .order_by(recipient.c.next_attempt_at, recipient.c.id)
-        .limit(bindparam("limit"))
-        .with_for_update(skip_locked=True)
-    )
-    picked_messages = select(recipient.c.message_id).where(recipient.c.id.in_(_IDS))
-    siblings = (
-        select(recipient.c.id)
-        .where(
-            *conditions,
-            recipient.c.message_id.in_(picked_messages),
-            recipient.c.id.not_in(_IDS),
-        )
-        .with_for_update(skip_locked=True)
-    )
-    return pick, siblings
-
-
 _LEASE = (
     update(recipient)
-    .where(recipient.c.id.in_(_IDS))
+    .where(recipient.c.id.in_(IDS))
     .values(
         status=Status.SENDING.value,
         lease_owner=bindparam("owner"),
@@ -154,7 +92,7 @@ _CLAIMED = (
         message.c.received_at,
     )
     .join(message, message.c.id == recipient.c.message_id)
-    .where(recipient.c.id.in_(_IDS))
+    .where(recipient.c.id.in_(IDS))
     .order_by(recipient.c.id)
 )
 """What the worker needs of the recipients `ids` (built once)."""
@@ -191,8 +129,13 @@ _RECORD_RESULT = (
 )
 """A result for one recipient, if its lease is still `owner`'s (built once)."""
 
-# A recipient that goes back to waiting is "queued" before its first attempt, else "deferred".
-_WAITING_AGAIN = case((recipient.c.attempts == 0, Status.QUEUED.value), else_=Status.DEFERRED.value)
+
+@dataclass(frozen=True)
+class Batch:
+    """A claim's leases, and how many recipients it picked (some may wait instead)."""
+
+    claims: list[Claim]
+    picked: int
 
 
 class Queue:
@@ -201,6 +144,8 @@ class Queue:
     def __init__(self, db: Database, events: Events) -> None:
         self.db = db
         self.events = events
+        self.paused: dict[str, float] = {}
+        """Destinations this process saw paused, until when (the database has them all)."""
 
     async def claim(
         self,
@@ -209,46 +154,68 @@ class Queue:
         lease: float,
         limit: int,
         busy: Collection[Destination] = (),
+        rate: Callable[[Destination], int] | None = None,
     ) -> list[Claim]:
         """Lease about `limit` due recipients (waiting, or with a lapsed lease) to `owner`.
 
         The batch is rounded up to whole messages, so that the due recipients of one message
         travel together (one transaction per destination). Recipients of `busy`
-        destinations are left for later. The lease is committed when this returns.
+        destinations are left for later. With `rate` (messages per minute by destination)
+        limits and pauses apply (destinations.admit). The lease is committed on return.
         """
+        return (await self.claim_batch(owner, now, lease, limit, busy, rate)).claims
+
+    async def claim_batch(
+        self,
+        owner: str,
+        now: float,
+        lease: float,
+        limit: int,
+        busy: Collection[Destination] = (),
+        rate: Callable[[Destination], int] | None = None,
+    ) -> Batch:
+        """`claim`, saying also how many recipients it picked."""
         busy_routes = sorted({d.route for d in busy if not d.is_mx})
         busy_domains = sorted({d.domain for d in busy if d.is_mx and d.domain is not None})
-        pick, siblings = _claim_statements(bool(busy_routes), bool(busy_domains))
+        pick, siblings = claim_statements(bool(busy_routes), bool(busy_domains))
         params: dict[str, object] = {"now": now, "limit": limit}
         if busy_routes:
             params["busy_routes"] = busy_routes
         if busy_domains:
             params["busy_domains"] = busy_domains
 
-        def work(conn: Connection) -> list[Claim]:
+        def work(conn: Connection) -> Batch:
             ids = list(conn.execute(pick, params).scalars())
             if not ids:
-                return []
+                return Batch([], 0)
             ids += list(conn.execute(siblings, {**params, "ids": ids}).scalars())
-            conn.execute(_LEASE, {"ids": ids, "owner": owner, "until": now + lease, "updated": now})
-            return [_claim(row) for row in conn.execute(_CLAIMED, {"ids": ids})]
+            claims = [_claim(row) for row in conn.execute(_CLAIMED, {"ids": ids})]
+            if rate is not None:
+                claims = destinations.admit(conn, claims, now, lease, rate)
+            leased = {"ids": [c.id for c in claims], "owner": owner, "until": now + lease}
+            conn.execute(_LEASE, {**leased, "updated": now})
+            return Batch(claims, len(ids))
 
         return await self.db.queue_write(work)
 
-    async def finish(self, owner: str, results: Sequence[Result], now: float) -> int:
-        """Record each result as an attempt and set its recipient's new status; commit.
+    async def finish(
+        self, owner: str, results: Sequence[Result], now: float, outcomes: Sequence[Outcome] = ()
+    ) -> int:
+        """Record each result as an attempt and set its recipient's new status; count the
+        `outcomes` in their destinations' breakers (destinations.record); commit.
 
         A recipient whose lease `owner` no longer holds keeps its state (another worker has
         it); its attempt is recorded all the same. A recipient deleted meanwhile (with its
         message, by an operator) has nothing left to record. Returns how many recipients
         were updated.
         """
-        if not results:
+        if not results and not outcomes:
             return 0
         lost: list[int] = []  # recipients whose lease went elsewhere before their result
 
-        def work(conn: Connection) -> list[Result]:
-            """Record what is left of `results`; return the results recorded."""
+        def work(conn: Connection) -> tuple[list[Result], Changes]:
+            """Record what is left of `results` and the outcomes; return the results
+            recorded and what the outcomes changed."""
             present = select(recipient.c.id).where(
                 recipient.c.id.in_([r.recipient_id for r in results])
             )
@@ -258,18 +225,26 @@ class Queue:
             if recorded:
                 lost.extend(_record(conn, owner, recorded, now))
                 self.db.notify_changes_sync(conn, [r.message_id for r in recorded])
-            return recorded
+            changes = destinations.record(conn, outcomes, now)
+            self.db.notify_changes_sync(conn, changes.due, due=True)
+            return recorded, changes
 
-        recorded = await self.db.queue_write(work)
+        recorded, changes = await self.db.queue_write(work)
         for recipient_id in lost:
             log.warning("recipient %d: lease lost before its result was recorded", recipient_id)
         self.events.announce([r.message_id for r in recorded])
+        self.events.announce(changes.due, due=True)
+        changes.apply(self.paused)
         return len(recorded) - len(lost)
 
-    async def give_back(self, owner: str, ids: Collection[int], now: float) -> int:
-        """Return leased recipients to the queue as they were: no attempt counted, still due."""
+    async def give_back(
+        self, owner: str, ids: Collection[int], now: float, until: float | None = None
+    ) -> int:
+        """Return leased recipients to the queue as they were: no attempt counted, still
+        due (or due at `until`: their destination is paused)."""
         if not ids:
             return 0
+        later = {} if until is None else {"next_attempt_at": until}
 
         def work(conn: Connection) -> tuple[list[str], int]:
             message_ids = self._message_ids(conn, ids)
@@ -280,13 +255,19 @@ class Queue:
                     recipient.c.lease_owner == owner,
                     recipient.c.status == Status.SENDING.value,
                 )
-                .values(status=_WAITING_AGAIN, lease_owner=None, lease_until=None, updated_at=now)
+                .values(
+                    status=WAITING_AGAIN,
+                    lease_owner=None,
+                    lease_until=None,
+                    updated_at=now,
+                    **later,
+                )
             )
-            self.db.notify_changes_sync(conn, message_ids, due=True)
+            self.db.notify_changes_sync(conn, message_ids, due=until is None)
             return message_ids, result.rowcount or 0
 
         message_ids, given = await self.db.queue_write(work)
-        self.events.announce(message_ids, due=True)
+        self.events.announce(message_ids, due=until is None)
         return given
 
     async def renew(self, owner: str, ids: Collection[int], until: float) -> int:
@@ -327,7 +308,7 @@ class Queue:
             conn.execute(
                 update(recipient)
                 .where(recipient.c.id.in_(ids))
-                .values(status=_WAITING_AGAIN, lease_owner=None, lease_until=None, updated_at=now)
+                .values(status=WAITING_AGAIN, lease_owner=None, lease_until=None, updated_at=now)
             )
             self.db.notify_changes_sync(conn, message_ids, due=True)
             return message_ids, len(ids)

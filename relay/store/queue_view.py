@@ -24,7 +24,7 @@ from relay.store.database import Database
 from relay.store.error_key import ErrorKey, normalize
 from relay.store.memo import Memo
 from relay.store.messages import RecipientRow, recipient_columns
-from relay.store.schema import message, possible_ids, recipient
+from relay.store.schema import destination_state, message, possible_ids, recipient
 from relay.store.search import like_pattern
 
 GROUP_LIMIT = 100
@@ -91,12 +91,34 @@ class Group:
     code: int | None = None
     enhanced: str | None = None
     sample: str = ""
+    paused: Paused | None = None
 
     @property
     def mix(self) -> dict[str, int]:
         """The states present in the group, with their counts: failed, deferred, held."""
         counts = {"failed": self.failed, "deferred": self.deferred, "held": self.held}
         return {status: n for status, n in counts.items() if n}
+
+
+@dataclass(frozen=True)
+class Paused:
+    """A destination its circuit breaker paused: until when, and the reply that paused it
+    (it stays paused after `until` until its probe is answered)."""
+
+    until: float
+    reason: str
+    failures: int
+
+
+async def paused_destinations(
+    conn: AsyncConnection, keys: Collection[str] | None = None
+) -> dict[str, Paused]:
+    """The paused destinations (among `keys`; None: all), by their text form."""
+    query = select(destination_state).where(destination_state.c.paused_until.is_not(None))
+    if keys is not None:
+        query = query.where(destination_state.c.key.in_(sorted(keys)))
+    rows = await conn.execute(query)
+    return {r.key: Paused(float(r.paused_until), r.reason, r.failures) for r in rows}
 
 
 @dataclass(frozen=True)
@@ -148,13 +170,15 @@ def domain_key(domain: str) -> str:
     return domain.strip().lower().rstrip(".")
 
 
-_DESTINATION = case(
+DESTINATION = case(
     (recipient.c.route == MX_ROUTE, literal(MX_PREFIX) + recipient.c.domain),
     else_=recipient.c.route,
 )
+"""A recipient's destination in its one text form, in SQL."""
 
 
-def _destination_is(key: str) -> ColumnElement[bool]:
+def destination_is(key: str) -> ColumnElement[bool]:
+    """Recipients of the destination whose text form is `key` (a route alone: all its)."""
     destination = Destination.parse(key)
     if destination.domain is None:
         return recipient.c.route == destination.route
@@ -207,7 +231,7 @@ def conditions(
     wanted = [s for s in statuses if filter_.status in (None, s)]
     clauses: list[ColumnElement[bool]] = [recipient.c.status.in_(wanted)]
     if filter_.destination and facet != "destination":
-        clauses.append(_destination_is(filter_.destination))
+        clauses.append(destination_is(filter_.destination))
     if filter_.error is not None and facet != "error":
         clauses.append(_error_is(filter_.error))
     if filter_.domain:
@@ -263,7 +287,7 @@ class QueueView:
         destination or error, largest group first."""
         filter_ = filter_ or QueueFilter()
         if by == "destination":
-            keys: list[Any] = [_DESTINATION.label("key")]
+            keys: list[Any] = [DESTINATION.label("key")]
         else:
             keys = [
                 recipient.c.last_code,
@@ -296,7 +320,8 @@ class QueueView:
                 select(message.c.id, message.c.received_at).where(message.c.id.in_(firsts))
             )
             received = {str(m.id): float(m.received_at) for m in found}
-        return [_group(by, row, received.get(row.first, 0.0)) for row in rows]
+            paused = await paused_destinations(conn, {r.key for r in rows}) if by != "error" else {}
+        return [_group(by, row, received.get(row.first, 0.0), paused) for row in rows]
 
     async def page(
         self, filter_: QueueFilter | None = None, offset: int = 0, limit: int = 50
@@ -334,7 +359,7 @@ async def _rows(conn: AsyncConnection, where: ColumnElement[bool]) -> list[Queue
         select(
             *recipient_columns(),
             recipient.c.message_id,
-            _DESTINATION.label("destination"),
+            DESTINATION.label("destination"),
             recipient.c.updated_at,
             message.c.received_at,
             message.c.mail_from,
@@ -347,7 +372,7 @@ async def _rows(conn: AsyncConnection, where: ColumnElement[bool]) -> list[Queue
     return [QueueRow(**row._asdict()) for row in await conn.execute(query)]
 
 
-def _group(by: GroupBy, row: Any, oldest: float) -> Group:
+def _group(by: GroupBy, row: Any, oldest: float, paused: dict[str, Paused]) -> Group:
     error = by == "error"
     return Group(
         key=str(ErrorKey(row.last_code, row.last_enhanced, str(row.key))) if error else row.key,
@@ -360,4 +385,5 @@ def _group(by: GroupBy, row: Any, oldest: float) -> Group:
         code=row.last_code if error else None,
         enhanced=row.last_enhanced if error else None,
         sample=str(row.sample) if error else "",
+        paused=None if error else paused.get(row.key),
     )

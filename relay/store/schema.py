@@ -130,6 +130,24 @@ attempt = Table(
 )
 Index("ix_attempt_recipient", attempt.c.recipient_id)
 
+destination_state = Table(
+    "destination_state",
+    metadata,
+    # A destination's one text form (relay.routing.Destination); since 0005.
+    Column("key", Text, primary_key=True),
+    # Its rate limit's token bucket: tokens left as of tokens_at (None: full).
+    Column("tokens", Float, nullable=True),
+    Column("tokens_at", Float, nullable=True),
+    # Its circuit breaker: push-backs in a row, the last pause's length, until when it is
+    # paused (None: not paused), until when a probe is out, and the push-back's reply.
+    Column("failures", Integer, nullable=False, default=0),
+    Column("pause", Float, nullable=False, default=0.0),
+    Column("paused_until", Float, nullable=True),
+    Column("probe_until", Float, nullable=True),
+    Column("reason", Text, nullable=False, default=""),
+    Column("updated_at", Float, nullable=False),
+)
+
 
 MAX_ID = 2**31 - 1
 """The largest recipient id the schema's integer column holds, on both backends."""

@@ -1,0 +1,37 @@
+"""destination_state: each destination's rate-limit bucket and circuit breaker, shared by
+every process on the database.
+
+Revision 0005, after 0004.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0005"
+down_revision = "0004"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    """Create the table (empty: every destination starts unthrottled and closed)."""
+    op.create_table(
+        "destination_state",
+        sa.Column("key", sa.Text, nullable=False),
+        sa.Column("tokens", sa.Float, nullable=True),
+        sa.Column("tokens_at", sa.Float, nullable=True),
+        sa.Column("failures", sa.Integer, nullable=False),
+        sa.Column("pause", sa.Float, nullable=False),
+        sa.Column("paused_until", sa.Float, nullable=True),
+        sa.Column("probe_until", sa.Float, nullable=True),
+        sa.Column("reason", sa.Text, nullable=False),
+        sa.Column("updated_at", sa.Float, nullable=False),
+        sa.PrimaryKeyConstraint("key", name="pk_destination_state"),
+    )
+
+
+def downgrade() -> None:
+    """Drop the table: limits and pauses start afresh."""
+    op.drop_table("destination_state")
