@@ -138,6 +138,33 @@ async def wait_for_status(
     )
 
 
+async def all_recipients(
+    store: Store, done: Callable[[RecipientRow], bool], within: float = 60
+) -> list[RecipientRow]:
+    """Every stored recipient, once `done` holds for each (woken by store events)."""
+    async with store.events.subscribe() as events:
+        async with asyncio.timeout(within):
+            while True:
+                page = await store.messages.page(0, 10_000)
+                rows = [r for m in page.messages for r in m.recipients]
+                if rows and all(done(r) for r in rows):
+                    return rows
+                await events.get()
+
+
+def settled(now: float | None = None) -> Callable[[RecipientRow], bool]:
+    """A recipient done with for now: delivered, failed or deferred after an attempt, or
+    queued and held back (a rate limit, a pause) beyond `now` (None: the real time)."""
+
+    def done(r: RecipientRow) -> bool:
+        if r.status in (Status.DELIVERED, Status.FAILED, Status.DEFERRED):
+            return True
+        later = r.next_attempt_at is not None and r.next_attempt_at > (now or time.time())
+        return r.status == Status.QUEUED and later
+
+    return done
+
+
 def upstream_at(port: int, **settings: Any) -> UpstreamConfig:
     """An [upstream] on 127.0.0.1:`port`, plain text unless `settings` say otherwise."""
     settings.setdefault("tls", "none")

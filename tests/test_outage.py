@@ -6,33 +6,22 @@ schedule, then delivered exactly once: the counts match.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
-
 import pytest
 
 from relay.status import Status
-from relay.store import RecipientRow, Store
 from tests import upstream as up
-from tests.queueing import FakeClock, new_message, relay_config, running_worker, upstream_at
+from tests.queueing import (
+    FakeClock,
+    all_recipients,
+    new_message,
+    relay_config,
+    running_worker,
+    upstream_at,
+)
 from tests.upstream import Upstream
 
 SCHEDULE = (60.0, 300.0, 900.0)
 MESSAGES = 60
-
-
-async def all_recipients(
-    store: Store, done: Callable[[RecipientRow], bool], within: float = 60
-) -> list[RecipientRow]:
-    """Every stored recipient, once `done` holds for each (woken by store events)."""
-    async with store.events.subscribe() as events:
-        async with asyncio.timeout(within):
-            while True:
-                page = await store.messages.page(0, 10_000)
-                rows = [r for m in page.messages for r in m.recipients]
-                if rows and all(done(r) for r in rows):
-                    return rows
-                await events.get()
 
 
 async def test_refused_then_421_then_recovered(db_url: str, figures: dict[str, str]) -> None:

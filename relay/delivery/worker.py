@@ -261,7 +261,18 @@ class Worker:
             loop = asyncio.get_running_loop()
             started, clock_start = self.clock.now(), loop.time()
             sent = await self._transmit(chunk, raw)
-        duration = loop.time() - clock_start
+            duration = loop.time() - clock_start
+            if retry.pushback(sent.replies) is not None:
+                # The destination's next send waits for this result, which may pause it.
+                await self._record(chunk, raw, sent, started, duration)
+                return
+        await self._record(chunk, raw, sent, started, duration)
+
+    async def _record(
+        self, chunk: Sequence[Claim], raw: bytes, sent: Sent, started: float, duration: float
+    ) -> None:
+        """Decide each recipient's fate from its reply, bounce, record, count and log."""
+        first = chunk[0]
         now = self.clock.now()
         results: list[Result] = []
         failures: list[dsn.Failure] = []

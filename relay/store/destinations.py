@@ -5,8 +5,9 @@ Both act when recipients are claimed (`admit`, inside the claim's transaction): 
 recipient whose destination is paused, or has no token left in its bucket, is not leased
 but made to wait (its next attempt moved, no attempt counted), and the claim goes on with
 the others. The bucket holds `max_messages_per_minute` tokens and refills at that rate; a
-message (one transaction) takes one, and those that find none are spread over the times
-the next tokens come.
+message (one transaction) takes one, and one that finds none is promised the next token
+nobody was promised yet (`booked_until`), and waits until then: those over the limit go
+one by one, as the tokens come, without being claimed again and again meanwhile.
 
 The breaker acts when results are recorded (`record`, inside the results' transaction):
 a push-back (refused connection, 421, 4.7.x) counts one more failure in a row, anything
@@ -67,15 +68,16 @@ class State:
     key: str
     tokens: float | None = None
     tokens_at: float | None = None
+    booked_until: float | None = None
     failures: int = 0
     pause: float = 0.0
     paused_until: float | None = None
     probe_until: float | None = None
     reason: str = ""
 
-    def admit(self, now: float, per_minute: int, probe_window: float, owed: int) -> float | None:
+    def admit(self, now: float, per_minute: int, probe_window: float) -> float | None:
         """None when a message may go now (taking a token, or as the probe), else until
-        when it waits; `owed` messages already wait for this bucket's next tokens."""
+        when it waits: the time its token comes, after those promised to others."""
         if self.paused_until is not None:
             if now < self.paused_until:
                 return self.paused_until
@@ -88,11 +90,16 @@ class State:
         rate = per_minute / 60.0
         tokens = float(per_minute) if self.tokens is None else self.tokens
         tokens = min(float(per_minute), tokens + (now - (self.tokens_at or now)) * rate)
-        self.tokens, self.tokens_at = tokens, now
-        if owed == 0 and tokens >= 1.0:
+        self.tokens_at = now
+        if tokens >= 1.0:
             self.tokens = tokens - 1.0
             return None
-        return now + (owed + 1.0 - tokens) / rate
+        self.tokens = tokens
+        slot = now + (1.0 - tokens) / rate
+        if self.booked_until is not None and self.booked_until >= slot:
+            slot = self.booked_until + 1.0 / rate
+        self.booked_until = slot
+        return slot
 
     def failed(self, now: float, limits: DestinationLimits, reason: str) -> bool:
         """Count a push-back; True when it pauses the destination (again)."""
@@ -215,16 +222,12 @@ def admit(
         return list(claims)
     before = {key: replace(state) for key, state in states.items()}
     decided: dict[tuple[str, str], float | None] = {}  # per message and destination
-    owed = dict.fromkeys(states, 0)
     for claim in claims:
         key = str(claim.destination)
         group = (claim.message_id, key)
         if group in decided or key not in states:
             continue
-        until = states[key].admit(now, per_minute[key], probe_window, owed[key])
-        decided[group] = until
-        if until is not None and states[key].paused_until is None:
-            owed[key] += 1
+        decided[group] = states[key].admit(now, per_minute[key], probe_window)
     _save(conn, [s for key, s in states.items() if s != before[key]], now)
     waits = [
         {"rid": c.id, "until": until, "updated": now}

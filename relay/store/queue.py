@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import (
@@ -136,6 +136,8 @@ class Batch:
 
     claims: list[Claim]
     picked: int
+    waiting: list[str] = field(default_factory=list)
+    """The messages of those made to wait."""
 
 
 class Queue:
@@ -189,14 +191,19 @@ class Queue:
             if not ids:
                 return Batch([], 0)
             ids += list(conn.execute(siblings, {**params, "ids": ids}).scalars())
-            claims = [_claim(row) for row in conn.execute(_CLAIMED, {"ids": ids})]
-            if rate is not None:
-                claims = destinations.admit(conn, claims, now, lease, rate)
-            leased = {"ids": [c.id for c in claims], "owner": owner, "until": now + lease}
-            conn.execute(_LEASE, {**leased, "updated": now})
-            return Batch(claims, len(ids))
+            picked = [_claim(row) for row in conn.execute(_CLAIMED, {"ids": ids})]
+            claims = picked if rate is None else destinations.admit(conn, picked, now, lease, rate)
+            leased = {c.id for c in claims}
+            conn.execute(
+                _LEASE, {"ids": list(leased), "owner": owner, "until": now + lease, "updated": now}
+            )
+            waiting = sorted({c.message_id for c in picked if c.id not in leased})
+            self.db.notify_changes_sync(conn, waiting)
+            return Batch(claims, len(ids), waiting)
 
-        return await self.db.queue_write(work)
+        batch = await self.db.queue_write(work)
+        self.events.announce(batch.waiting)  # their next attempt moved
+        return batch
 
     async def finish(
         self, owner: str, results: Sequence[Result], now: float, outcomes: Sequence[Outcome] = ()

@@ -135,9 +135,11 @@ destination_state = Table(
     metadata,
     # A destination's one text form (relay.routing.Destination); since 0005.
     Column("key", Text, primary_key=True),
-    # Its rate limit's token bucket: tokens left as of tokens_at (None: full).
+    # Its rate limit's token bucket: tokens left as of tokens_at (None: full), and the
+    # time of the last token promised to a message that waits for it.
     Column("tokens", Float, nullable=True),
     Column("tokens_at", Float, nullable=True),
+    Column("booked_until", Float, nullable=True),
     # Its circuit breaker: push-backs in a row, the last pause's length, until when it is
     # paused (None: not paused), until when a probe is out, and the push-back's reply.
     Column("failures", Integer, nullable=False, default=0),

@@ -22,6 +22,7 @@ def upgrade() -> None:
         sa.Column("key", sa.Text, nullable=False),
         sa.Column("tokens", sa.Float, nullable=True),
         sa.Column("tokens_at", sa.Float, nullable=True),
+        sa.Column("booked_until", sa.Float, nullable=True),
         sa.Column("failures", sa.Integer, nullable=False),
         sa.Column("pause", sa.Float, nullable=False),
         sa.Column("paused_until", sa.Float, nullable=True),
