@@ -10,8 +10,10 @@ from sqlalchemy import insert, update
 
 from relay import ids, mime
 from relay.config import UpstreamConfig
+from relay.config.limits import DestinationLimits
 from relay.status import Status
 from relay.store import NewMessage, NewRecipient, Store
+from relay.store.destinations import Outcome
 from relay.store.schema import attempt, recipient
 
 UPSTREAMS = types.MappingProxyType(
@@ -109,4 +111,8 @@ async def seed_queue(store: Store) -> list[str]:
                         for i in range(tries)
                     ],
                 )
+    # The big ISP pushed back three times in a row: its circuit breaker paused it.
+    limits = DestinationLimits(breaker_failures=3, breaker_pause=1800.0)
+    pushback = Outcome("relay:mx:mail.bigisp.example", " ".join(map(str, RATE)), limits)
+    await store.queue.finish("seed", [], now, [pushback] * 3)
     return message_ids

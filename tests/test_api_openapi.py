@@ -126,6 +126,8 @@ async def test_answers_have_the_shapes_the_document_gives(sqlite_store: Store) -
         "/api/v1/queue",
         "/api/v1/queue/groups?by=destination",
         "/api/v1/queue/groups?by=error",
+        "/api/v1/queue/shape",
+        "/api/v1/queue/shape?status=held&status=deferred",
     ]
     async with web_client(sqlite_store) as web:
         for path in paths:

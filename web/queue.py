@@ -18,6 +18,7 @@ from relay.config import Config
 from relay.routing import MX, Destination
 from relay.status import ACTIONS, SHOWN, actions_for
 from relay.store import ErrorKey, Group, QueueFilter, QueueSummary
+from relay.store.shape import COLUMNS as SHAPE_COLUMNS
 from web.pages import (
     config_of,
     navigation,
@@ -100,7 +101,9 @@ async def _queue_context(request: Request, summary: QueueSummary | None = None) 
     by_destination = await view.groups("destination", filter_)
     by_error = await view.groups("error", filter_)
     chosen_error = _chosen(by_error, params.get("error"))
+    shape = await store_of(request).queue_shape(time.time())
     keys = {g.key for g in by_destination} | {r.destination for r in page.rows}
+    keys |= {row.destination for row in shape.rows}
     if filter_.destination:
         keys.add(filter_.destination)
     return {
@@ -110,6 +113,8 @@ async def _queue_context(request: Request, summary: QueueSummary | None = None) 
         "by_destination": by_destination,
         "by_error": by_error,
         "chosen_error": chosen_error,
+        "shape": shape,
+        "SHAPE_COLUMNS": SHAPE_COLUMNS,
         "destinations": {key: destination(key, config) for key in keys},
         "status_counts": await view.counts(filter_),
         "queue_summary": summary or await view.summary(),

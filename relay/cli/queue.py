@@ -2,6 +2,7 @@
 
     relay queue list    [FILTERS] [--limit N] [--offset N]
     relay queue groups  [--by destination|error] [FILTERS]
+    relay queue shape   [--status STATUS]...
     relay queue show    ID
     relay queue retry   ID... | --all [FILTERS]     (hold, release and cancel alike)
     relay queue purge   --older-than AGE [--status STATUS]... [--dry-run]
@@ -10,6 +11,8 @@ FILTERS: --status deferred|failed|held, --destination relay:NAME|relay:mx:DOMAIN
 --domain DOMAIN, --error CODE|ENHANCED|TEXT (a key from `groups --by error`), --search WORDS.
 An ID is a recipient number (the ID column of `list`) or a message ID (the MESSAGE column:
 all its recipients); `show` shows the whole message either names.
+`shape` is Postfix's qshape: per destination, the recipients waiting (queued, being sent
+or deferred; --status to choose) by the minutes since their message arrived.
 Retry and release make recipients due at once: a running relay on SQLite sends them at
 its next look at the queue, within [delivery] poll_interval (15 s by default).
 
@@ -41,7 +44,7 @@ from relay.cli.output import (
 from relay.config import Config
 from relay.config.durations import parse_duration
 from relay.errors import ConfigError, StoreError
-from relay.status import ACTIONS, DONE, SHOWN, applies_to
+from relay.status import ACTIONS, DONE, SHOWN, Status, applies_to
 
 if TYPE_CHECKING:
     from relay.store import QueueFilter, Store
@@ -51,6 +54,10 @@ Command = Callable[["Store", Config, argparse.Namespace], Awaitable[int]]
 _MESSAGE_ID = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}", re.IGNORECASE)
 PAST = {"retry": "retried", "hold": "held", "release": "released", "cancel": "cancelled"}
 FILTER_FLAGS = ("status", "destination", "domain", "error", "search")
+SHAPE_STATUSES = tuple(
+    s.value for s in (Status.QUEUED, Status.SENDING, Status.DEFERRED, Status.HELD)
+)
+SHAPE_DEFAULT = SHAPE_STATUSES[:3]
 
 
 class UsageError(Exception):
@@ -155,6 +162,17 @@ async def groups(store: Store, config: Config, args: argparse.Namespace) -> int:
     else:
         fail("no deferred, failed or held recipient matches", EXIT_NOT_FOUND)
     return EXIT_OK if found else EXIT_NOT_FOUND
+
+
+async def shape(store: Store, config: Config, args: argparse.Namespace) -> int:
+    """`relay queue shape`: recipients per destination by the age of their message."""
+    now = time.time()
+    found = await store.queue_shape(now, args.status or SHAPE_DEFAULT)
+    if args.json:
+        print_json(text.shape_data(found))
+    else:
+        print(text.render_shape(found, now))
+    return EXIT_OK
 
 
 async def show(store: Store, config: Config, args: argparse.Namespace) -> int:
@@ -280,7 +298,7 @@ def add_parser(sub: Any) -> None:
     common, filters = _common(), _filters()
     queue = sub.add_parser(
         "queue",
-        help="the delivery queue: list, groups, show, retry, hold, release, cancel, purge"
+        help="the delivery queue: list, groups, shape, show, retry, hold, release, cancel, purge"
         " (exit 0 done; 1 nothing matched; 2 usage; 3 database)",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -300,6 +318,7 @@ def add_parser(sub: Any) -> None:
     grouped.add_argument("--by", choices=("destination", "error"), default="destination")
     grouped.set_defaults(func=_command(groups))
 
+    _add_shape(commands, common)
     shown = commands.add_parser(
         "show", parents=[common], help="a message's recipients and attempts"
     )
@@ -334,6 +353,21 @@ def add_parser(sub: Any) -> None:
     )
     purging.add_argument("--dry-run", action="store_true", help="count, delete nothing")
     purging.set_defaults(func=_command(purge))
+
+
+def _add_shape(commands: Any, common: argparse.ArgumentParser) -> None:
+    shaped = commands.add_parser(
+        "shape",
+        parents=[common],
+        help="Postfix's qshape: recipients waiting per destination, by minutes since arrival",
+    )
+    shaped.add_argument(
+        "--status",
+        action="append",
+        choices=SHAPE_STATUSES,
+        help="count recipients in this state (repeat; default: queued, sending, deferred)",
+    )
+    shaped.set_defaults(func=_command(shape))
 
 
 def _positive(value: str) -> int:

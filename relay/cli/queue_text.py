@@ -8,7 +8,19 @@ from relay.cli.output import age, iso_time, table
 from relay.status import next_attempt
 
 if TYPE_CHECKING:
-    from relay.store import Group, MessageRow, QueuePage, QueueRow, RecipientTimeline
+    from relay.store import (
+        Group,
+        MessageRow,
+        Paused,
+        QueuePage,
+        QueueRow,
+        QueueShape,
+        RecipientTimeline,
+        ShapeRow,
+    )
+
+SHAPE_HEADINGS = ("T", "5", "10", "20", "40", "80", "160", "320", "640", "1280", "1280+")
+"""qshape's columns: the total, then recipients up to 5, 10, ... 1280 minutes old, older."""
 
 REPLY_WIDTH = 60
 
@@ -81,6 +93,20 @@ def render_list(page: QueuePage, now: float) -> str:
     return f"{table(rows, header=header)}\n\n{footer}"
 
 
+def paused_data(paused: Paused | None) -> dict[str, Any]:
+    """A destination's pause as JSON fields (nulls when it is not paused)."""
+    return {
+        "paused_until": iso_time(paused.until) if paused else None,
+        "paused_because": paused.reason if paused else None,
+    }
+
+
+def paused_words(paused: Paused, now: float) -> str:
+    """ "paused until 2024-05-01T10:00:00Z (in 4m 10s), because 421 4.7.0 slow down"."""
+    when = f"in {age(paused.until - now)}" if paused.until > now else "its probe goes next"
+    return f"paused until {iso_time(paused.until)} ({when}), because {paused.reason}"
+
+
 def group_data(group: Group) -> dict[str, Any]:
     """One destination or error group as JSON data."""
     return {
@@ -94,6 +120,7 @@ def group_data(group: Group) -> dict[str, Any]:
         "code": group.code,
         "enhanced": group.enhanced,
         "sample": group.sample,
+        **paused_data(group.paused),
     }
 
 
@@ -107,7 +134,42 @@ def render_groups(by: str, groups: list[Group], now: float) -> str:
     ]  # fmt: skip
     if by == "error":
         return table([[*r, g.key] for r, g in zip(rows, groups, strict=True)], [*counts, "ERROR"])
-    return table([[g.key, *r] for r, g in zip(rows, groups, strict=True)], ["DESTINATION", *counts])
+    shown = table(
+        [[g.key, *r] for r, g in zip(rows, groups, strict=True)], ["DESTINATION", *counts]
+    )
+    notes = [f"{g.key}: {paused_words(g.paused, now)}" for g in groups if g.paused]
+    return "\n".join([shown, *(["", *notes] if notes else [])])
+
+
+def shape_data(shape: QueueShape) -> dict[str, Any]:
+    """The queue's shape as JSON data: the columns, the total, a row per destination."""
+
+    def row(r: ShapeRow) -> dict[str, Any]:
+        return {"destination": r.destination, "counts": list(r.counts), **paused_data(r.paused)}
+
+    return {
+        "statuses": list(shape.statuses),
+        "columns": list(SHAPE_HEADINGS),
+        "total": list(shape.total.counts),
+        "destinations": [row(r) for r in shape.rows],
+    }
+
+
+def render_shape(shape: QueueShape, now: float) -> str:
+    """qshape's table: a TOTAL line, then a line per destination, counts right-aligned;
+    then each paused destination's pause."""
+    lines = [["", *SHAPE_HEADINGS]]
+    lines += [[r.destination, *map(str, r.counts)] for r in (shape.total, *shape.rows)]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    out = [
+        "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(line, widths, strict=True))
+        )
+        for line in lines
+    ]
+    out += [f"{r.destination}: {paused_words(r.paused, now)}" for r in shape.rows if r.paused]
+    return "\n".join(line.rstrip() for line in out)
 
 
 def message_data(row: MessageRow, timeline: list[RecipientTimeline]) -> dict[str, Any]:

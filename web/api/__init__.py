@@ -28,6 +28,7 @@ def routes() -> list[BaseRoute]:
         Route(f"{V1}/message/{{ID}}/deliveries/{{Action}}", queue.act_on_message, methods=["POST"]),
         Route(f"{V1}/queue", queue.list_queue, methods=["GET"]),
         Route(f"{V1}/queue/groups", queue.queue_groups, methods=["GET"]),
+        Route(f"{V1}/queue/shape", queue.queue_shape, methods=["GET"]),
         Route(f"{V1}/queue/{{Action}}", queue.act_on_queue, methods=["POST"]),
         Route(f"{V1}/recipient/{{RID}}/{{Action}}", queue.act_on_recipient, methods=["POST"]),
         Route(f"{V1}/send", send.send, methods=["POST"]),

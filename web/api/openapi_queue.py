@@ -26,6 +26,8 @@ from web.api.queue_shapes import (
     QUEUE_GROUP,
     QUEUE_PAGE,
     QUEUE_RECIPIENT,
+    QUEUE_SHAPE,
+    QUEUE_SHAPE_ROW,
 )
 
 _ACTION = path_param(
@@ -50,7 +52,16 @@ SCHEMAS: JSON = {
             key: {**STRING, "enum": list(SHOWN)} if key == "status" else STRING for key in FILTERS
         },
     },
-    **schemas(QUEUE_RECIPIENT, QUEUE_PAGE, QUEUE_GROUP, ATTEMPT, DELIVERY, DELIVERIES),
+    **schemas(
+        QUEUE_RECIPIENT,
+        QUEUE_PAGE,
+        QUEUE_GROUP,
+        QUEUE_SHAPE_ROW,
+        QUEUE_SHAPE,
+        ATTEMPT,
+        DELIVERY,
+        DELIVERIES,
+    ),
 }
 
 _IDS = {"IDs": {"type": "array", "items": {"type": "integer"}, "description": "Recipient IDs"}}
@@ -86,6 +97,20 @@ PATHS: JSON = {
                 ),
                 "400": BAD,
             },
+        },
+    },
+    "/api/v1/queue/shape": {
+        "get": {
+            "summary": "Postfix's qshape: recipients waiting per destination, by minutes since"
+            " their message arrived",
+            "parameters": [
+                query_param(
+                    "status",
+                    "A state to count, repeated for several: queued, sending, deferred, held"
+                    " (default: queued, sending and deferred)",
+                )
+            ],
+            "responses": {"200": json_response(QUEUE_SHAPE.ref), "400": BAD},
         },
     },
     "/api/v1/queue/{Action}": {

@@ -19,6 +19,8 @@ from starlette.responses import JSONResponse, Response
 from relay.status import ACTIONS, SHOWN, applies_to
 from relay.store import MessageRow, QueueFilter, Store
 from relay.store.queue_view import GroupBy
+from relay.store.shape import STATUSES as SHAPE_STATUSES
+from relay.store.shape import WAITING
 from web.api import queue_shapes as shapes
 from web.api.common import ApiError, endpoint, guard_change, int_param, json_body, message_id
 from web.pages import store_of
@@ -101,6 +103,18 @@ async def queue_groups(request: Request) -> Response:
     filter_ = read_filter(request.query_params)
     groups = await store_of(request).queue_view.groups(by, filter_)
     return JSONResponse({"by": by, "groups": [shapes.QUEUE_GROUP(g) for g in groups]})
+
+
+@endpoint
+async def queue_shape(request: Request) -> Response:
+    """GET /api/v1/queue/shape: Postfix's qshape, the recipients waiting per destination by
+    minutes since their message arrived (`status`, repeated, chooses the states counted)."""
+    statuses = request.query_params.getlist("status") or list(WAITING)
+    wrong = [s for s in statuses if s not in SHAPE_STATUSES]
+    if wrong:
+        raise ApiError(400, f"status must be among {', '.join(SHAPE_STATUSES)}, not {wrong[0]!r}")
+    found = await store_of(request).queue_shape(time.time(), statuses)
+    return JSONResponse(shapes.QUEUE_SHAPE(found))
 
 
 @endpoint

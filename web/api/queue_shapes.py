@@ -4,19 +4,25 @@ the answers and the OpenAPI schemas both come from it. Pure functions; the route
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from relay.status import ACTIONS, actions_for, next_attempt
 from relay.store import (
     AttemptRow,
     Group,
     MessageRow,
+    Paused,
     QueuePage,
     QueueRow,
+    QueueShape,
     QueueSummary,
     RecipientRow,
     RecipientTimeline,
+    ShapeRow,
 )
+from relay.store.shape import COLUMNS as SHAPE_COLUMNS
 from web.api.oas import (
     COUNTS,
     INTEGER,
@@ -26,6 +32,7 @@ from web.api.oas import (
     NULLABLE_TIME,
     NUMBER,
     STRING,
+    STRINGS,
     TIME,
     Field,
     Shape,
@@ -79,6 +86,29 @@ QUEUE_RECIPIENT: Shape[QueueRow] = Shape(
 """One recipient of the queue with its message's sender and subject."""
 
 
+_PAUSED_UNTIL = described(NULLABLE_TIME, "Until when its circuit breaker pauses it")
+_PAUSED_BECAUSE = described(NULLABLE_TEXT, "The reply that paused it")
+T = TypeVar("T")
+
+
+def _pause(read: Callable[[T], Paused | None]) -> tuple[Field[T], Field[T]]:
+    """A destination's pause as two fields (nulls when it is not paused)."""
+    return (
+        Field(
+            "PausedUntil", _PAUSED_UNTIL, lambda v: maybe_time(p.until) if (p := read(v)) else None
+        ),
+        Field("PausedBecause", _PAUSED_BECAUSE, lambda v: p.reason if (p := read(v)) else None),
+    )
+
+
+def _group_pause(group: Group) -> Paused | None:
+    return group.paused
+
+
+def _row_pause(row: ShapeRow) -> Paused | None:
+    return row.paused
+
+
 def summary(queue: QueueSummary) -> JSON:
     """Recipients per queue state."""
     return {
@@ -129,9 +159,42 @@ QUEUE_GROUP: Shape[Group] = Shape(
         Field("Code", NULLABLE_INT, lambda g: g.code),
         Field("Enhanced", NULLABLE_TEXT, lambda g: g.enhanced),
         Field("Sample", STRING, lambda g: g.sample),
+        *_pause(_group_pause),
     ),
 )
-"""A destination or error group: its key, counts by state, oldest message, next retry."""
+"""A destination or error group: its key, counts by state, oldest message, next retry,
+and for a destination its pause."""
+
+_COUNTS = described(array(INTEGER), "Recipients: the total (T), then one count per age bucket")
+
+QUEUE_SHAPE_ROW: Shape[ShapeRow] = Shape(
+    "QueueShapeRow",
+    (
+        Field("Destination", STRING, lambda r: r.destination),
+        Field("Counts", _COUNTS, lambda r: list(r.counts)),
+        *_pause(_row_pause),
+    ),
+)
+"""One destination's waiting recipients by the age of their message."""
+
+QUEUE_SHAPE: Shape[QueueShape] = Shape(
+    "QueueShape",
+    (
+        Field("Statuses", described(STRINGS, "The states counted"), lambda q: list(q.statuses)),
+        Field(
+            "Columns",
+            described(STRINGS, "T, then each bucket's upper age in minutes (the last: older)"),
+            lambda _: list(SHAPE_COLUMNS),
+        ),
+        Field("Total", _COUNTS, lambda q: list(q.total.counts)),
+        Field(
+            "Destinations",
+            array(QUEUE_SHAPE_ROW.ref),
+            lambda q: [QUEUE_SHAPE_ROW(r) for r in q.rows],
+        ),
+    ),
+)
+"""Postfix's qshape: per destination, the waiting recipients by minutes since arrival."""
 
 ATTEMPT: Shape[AttemptRow] = Shape(
     "Attempt",
