@@ -3,12 +3,15 @@
 It wakes when the store announces a committed change, its own or (PostgreSQL NOTIFY)
 another process's, with no polling delay, and otherwise sleeps until the next retry or
 foreign lease falls due (at most `poll_interval`, a fallback for lost notifications).
-Claimed recipients are grouped per message per destination, one SMTP transaction each;
-every group runs in its own task and waits only for its own destination's pool, so one
-slow or dead destination never delays the others. A
-destination with a backlog of twice its `max_connections` groups gets no more claims until
-it drains. Leases are renewed while deliveries run; on stop, deliveries in flight get
-`grace` seconds to finish and the rest give their leases back.
+The claim applies each destination's rate limit and circuit breaker (in the database,
+relay.store.destinations): what is over the limit or paused waits, unclaimed. Claimed
+recipients are grouped per message per destination, one SMTP transaction each; every
+group runs in its own task and waits only for its own destination's lane
+(relay.delivery.lanes), so one slow or dead destination never delays the others; a group
+signs its message first when its From domain has a DKIM key. A destination with a backlog
+of twice its `max_connections` groups gets no more claims until it drains. Leases are
+renewed while deliveries run; on stop, deliveries in flight get `grace` seconds to finish
+and the rest give their leases back.
 """
 
 from __future__ import annotations
@@ -253,7 +256,7 @@ class Worker:
     async def _send(self, chunk: Sequence[Claim], raw: bytes) -> None:
         first = chunk[0]
         async with self.lanes.turn(first.destination):
-            paused = self.store.queue.paused.get(str(first.destination), 0.0)
+            paused = self.store.queue.seen.paused.get(str(first.destination), 0.0)
             if paused > self.clock.now():  # paused meanwhile: wait with the others
                 ids = [c.id for c in chunk]
                 await self.store.queue.give_back(self.owner, ids, self.clock.now(), paused)

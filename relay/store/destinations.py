@@ -148,18 +148,38 @@ class Outcome:
 @dataclass
 class Changes:
     """What recording outcomes changed: the messages it made due (to announce), and the
-    destinations it paused (until when) or resumed (None)."""
+    states of the destinations it counted in."""
 
     due: list[str] = field(default_factory=list)
-    paused: dict[str, float | None] = field(default_factory=dict)
+    states: list[State] = field(default_factory=list)
 
-    def apply(self, paused: dict[str, float]) -> None:
-        """Bring a process's memo of paused destinations (key → until) up to date."""
-        for key, until in self.paused.items():
-            if until is None:
-                paused.pop(key, None)
+
+@dataclass
+class Seen:
+    """What one process last saw of the destinations' breakers (the database has them
+    all): those paused, until when, so that its sends still waiting their turn know at
+    once; and those with push-backs counted, whose next answer must reset them (an answer
+    from any other destination writes nothing)."""
+
+    paused: dict[str, float] = field(default_factory=dict)
+    troubled: set[str] = field(default_factory=set)
+
+    def note(self, states: Collection[State]) -> None:
+        """Remember `states`, as just read or written."""
+        for state in states:
+            if state.clean:
+                self.troubled.discard(state.key)
             else:
-                paused[key] = until
+                self.troubled.add(state.key)
+            if state.paused_until is None:
+                self.paused.pop(state.key, None)
+            else:
+                self.paused[state.key] = state.paused_until
+
+    def worth_recording(self, outcomes: Sequence[Outcome]) -> list[Outcome]:
+        """The outcomes that may change a breaker: push-backs, and answers from
+        destinations with push-backs counted."""
+        return [o for o in outcomes if o.pushback is not None or o.key in self.troubled]
 
 
 def _insert(conn: Connection) -> Any:
@@ -213,13 +233,14 @@ def admit(
     now: float,
     probe_window: float,
     rate: Callable[[Destination], int],
-) -> list[Claim]:
-    """The `claims` that may go now; the others are made to wait (see the module)."""
+) -> tuple[list[Claim], list[State]]:
+    """The `claims` that may go now (the others are made to wait, see the module), and
+    the states of their destinations that have one."""
     per_minute = {str(c.destination): rate(c.destination) for c in claims}
     limited = [key for key, n in per_minute.items() if n > 0]
     states = _states(conn, per_minute, limited, now)
     if not states:
-        return list(claims)
+        return list(claims), []
     before = {key: replace(state) for key, state in states.items()}
     decided: dict[tuple[str, str], float | None] = {}  # per message and destination
     for claim in claims:
@@ -237,7 +258,7 @@ def admit(
     if waits:
         conn.execute(_WAIT, waits)
     waiting = {w["rid"] for w in waits}
-    return [c for c in claims if c.id not in waiting]
+    return [c for c in claims if c.id not in waiting], list(states.values())
 
 
 def record(conn: Connection, outcomes: Sequence[Outcome], now: float) -> Changes:
@@ -260,7 +281,6 @@ def record(conn: Connection, outcomes: Sequence[Outcome], now: float) -> Changes
             if held is not None:
                 log.info("destination %s answers again: its mail goes on", outcome.key)
                 changes.due += _resume(conn, outcome.key, held, now)
-                changes.paused[outcome.key] = None
         elif state.failed(now, outcome.limits, outcome.pushback):
             assert state.paused_until is not None
             log.warning(
@@ -268,8 +288,8 @@ def record(conn: Connection, outcomes: Sequence[Outcome], now: float) -> Changes
                 outcome.key, state.pause, state.failures, outcome.pushback,
             )  # fmt: skip
             _hold(conn, outcome.key, state.paused_until, now)
-            changes.paused[outcome.key] = state.paused_until
     _save(conn, list(changed.values()), now)
+    changes.states = list(states.values())
     return changes
 
 

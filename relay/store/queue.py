@@ -31,7 +31,7 @@ from relay.status import Status
 from relay.store import destinations
 from relay.store.claims import IDS, claim_statements
 from relay.store.database import Database
-from relay.store.destinations import WAITING_AGAIN, Changes, Outcome
+from relay.store.destinations import WAITING_AGAIN, Changes, Outcome, Seen, State
 from relay.store.error_key import normalize
 from relay.store.events import Events
 from relay.store.schema import attempt, message, recipient
@@ -138,6 +138,8 @@ class Batch:
     picked: int
     waiting: list[str] = field(default_factory=list)
     """The messages of those made to wait."""
+    states: list[State] = field(default_factory=list)
+    """The states of the destinations it read (those that have one)."""
 
 
 class Queue:
@@ -146,8 +148,8 @@ class Queue:
     def __init__(self, db: Database, events: Events) -> None:
         self.db = db
         self.events = events
-        self.paused: dict[str, float] = {}
-        """Destinations this process saw paused, until when (the database has them all)."""
+        self.seen = Seen()
+        """What this process saw of the destinations' breakers."""
 
     async def claim(
         self,
@@ -192,17 +194,20 @@ class Queue:
                 return Batch([], 0)
             ids += list(conn.execute(siblings, {**params, "ids": ids}).scalars())
             picked = [_claim(row) for row in conn.execute(_CLAIMED, {"ids": ids})]
-            claims = picked if rate is None else destinations.admit(conn, picked, now, lease, rate)
+            claims, states = picked, list[State]()
+            if rate is not None:
+                claims, states = destinations.admit(conn, picked, now, lease, rate)
             leased = {c.id for c in claims}
             conn.execute(
                 _LEASE, {"ids": list(leased), "owner": owner, "until": now + lease, "updated": now}
             )
             waiting = sorted({c.message_id for c in picked if c.id not in leased})
             self.db.notify_changes_sync(conn, waiting)
-            return Batch(claims, len(ids), waiting)
+            return Batch(claims, len(ids), waiting, states)
 
         batch = await self.db.queue_write(work)
         self.events.announce(batch.waiting)  # their next attempt moved
+        self.seen.note(batch.states)
         return batch
 
     async def finish(
@@ -216,6 +221,7 @@ class Queue:
         message, by an operator) has nothing left to record. Returns how many recipients
         were updated.
         """
+        outcomes = self.seen.worth_recording(outcomes)
         if not results and not outcomes:
             return 0
         lost: list[int] = []  # recipients whose lease went elsewhere before their result
@@ -241,7 +247,7 @@ class Queue:
             log.warning("recipient %d: lease lost before its result was recorded", recipient_id)
         self.events.announce([r.message_id for r in recorded])
         self.events.announce(changes.due, due=True)
-        changes.apply(self.paused)
+        self.seen.note(changes.states)
         return len(recorded) - len(lost)
 
     async def give_back(

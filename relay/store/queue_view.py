@@ -78,7 +78,8 @@ class Group:
     `oldest` is when the first of their messages was received (message ids are
     time-ordered, so the smallest is the oldest); `next_attempt_at` the
     earliest retry among the deferred ones. For an error group, `code`, `enhanced` and
-    `sample` (one reply text as received) describe the error.
+    `sample` (one reply text as received) describe the error; a destination group says in
+    `paused` whether its circuit breaker paused it.
     """
 
     key: str
