@@ -307,3 +307,22 @@ def test_the_built_package_finds_its_migrations(tmp_path: Path) -> None:
     )  # fmt: skip
     assert upgraded.returncode == 0, upgraded.stderr
     assert f"schema upgraded from revision none (empty) to {migrate.head()}" in upgraded.stdout
+
+
+async def test_revision_0005_adds_the_destinations_state_to_mail_already_queued(
+    db_url: str,
+) -> None:
+    """A queue made at revision 0004 upgrades to destination_state: its queued mail is
+    then claimed through a rate limit, which the new table remembers."""
+    async with open_store(db_url) as store:
+        await store.db.downgrade("0004")
+        assert "destination_state" not in await tables(store)
+        waiting = [new_message([f"u{i}@example.com"], received_at=1000.0) for i in range(3)]
+        for new in waiting:
+            await store.add_message(new)
+        await store.db.upgrade()
+        batch = await store.queue.claim_batch("w", 1000.0, 300.0, 10, rate=lambda _: 2)
+    assert (len(batch.claims), batch.picked) == (2, 3)
+    assert [(s.key, s.tokens, s.booked_until) for s in batch.states] == [
+        ("relay:smarthost", 0.0, 1030.0)
+    ]
