@@ -1,7 +1,7 @@
 """destination_state: each destination's rate-limit bucket and circuit breaker, shared by
 every process on the database.
 
-Revision 0005, after 0004.
+Revision 0006, after 0005.
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005"
-down_revision = "0004"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
