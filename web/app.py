@@ -18,6 +18,7 @@ from relay.config import Config
 from relay.metrics import Metrics
 from relay.store import Store
 from web import api, listing, live, message, pages, queue, release
+from web.checks import CheckRuns
 from web.ops import Readiness
 from web.rendering import make_templates
 from web.security import CsrfTokens, SecurityMiddleware
@@ -97,4 +98,5 @@ def create_app(
     app.state.started = time.monotonic()
     app.state.templates = make_templates(HERE / "templates")
     app.state.structures = Structures()
+    app.state.checks = CheckRuns()
     return app

@@ -11,6 +11,7 @@ from relay.config.delivery import DeliveryConfig, MxConfig, RouteConfig, Upstrea
 from relay.config.listeners import AuthConfig, ListenerConfig, TLSConfig
 from relay.config.server import ServerConfig
 from relay.config.storage import StorageConfig
+from relay.config.tags import TagRule, TagsConfig
 from relay.config.web import WebConfig
 
 
@@ -31,6 +32,8 @@ class Config:
     mx: MxConfig = MxConfig()
     delivery: DeliveryConfig = DeliveryConfig()
     checks: ChecksConfig = ChecksConfig()
+    tags: TagsConfig = TagsConfig()
+    tag: tuple[TagRule, ...] = ()
     source: str = field(default="<defaults>", metadata={"internal": True})
 
     @property
