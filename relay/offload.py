@@ -1,11 +1,11 @@
 """Reading large messages off the event loop, a few at a time.
 
-Decoding a large message's parts, or checking its HTML, is CPU work: on the event loop it would stall every SMTP
-session and page meanwhile. Work on a message over `PARSE_IN_THREAD` bytes runs in
-a thread of a small pool instead; the pool's size bounds how many run at once (more
-would only share the same cores and hold the GIL longer), and the rest wait their turn
-without blocking anything. Small messages are read on the loop: a thread hop would cost
-more than the work.
+Decoding a large message's parts, or checking its HTML, is CPU work: on the event loop
+it would stall every SMTP session and page meanwhile. Work on a message over
+`PARSE_IN_THREAD` bytes (any HTML check) runs in a thread of a small pool instead; the
+pool's size bounds how many run at once (more would only share the same cores and hold
+the GIL longer), and the rest wait their turn without blocking anything. Small messages
+are read on the loop: a thread hop would cost more than the work.
 """
 
 from __future__ import annotations
