@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from email import policy
 from email.message import EmailMessage
 
 import httpx
@@ -33,7 +34,7 @@ NEWSLETTER = """<html><head><style>.col { display: flex } @media (max-width: 600
 
 
 def html_mail(html: str, text: str = "") -> bytes:
-    """A message with an HTML body (and a text one, when given)."""
+    """A message with an HTML body (and a text one, when given), CRLF line ends."""
     msg = EmailMessage()
     msg["From"], msg["To"], msg["Subject"] = "shop@example.com", "bob@example.org", "News"
     if text:
@@ -41,7 +42,7 @@ def html_mail(html: str, text: str = "") -> bytes:
         msg.add_alternative(html, subtype="html")
     else:
         msg.set_content(html, subtype="html")
-    return msg.as_bytes()
+    return msg.as_bytes(policy=policy.SMTP)
 
 
 def conforms(answer: httpx.Response, path: str) -> None:
@@ -146,7 +147,9 @@ async def test_a_slow_check_holds_up_no_other(store: Store, target: Target) -> N
     slow_checks = {"checks": ChecksConfig(link_check_allow_private=True, link_check_timeout=3)}
     async with web_client(store, **slow_checks) as web:
         waiting = asyncio.ensure_future(web.get(f"/api/v1/message/{slow_id}/link-check"))
-        while not target.seen("/slow"):
+        for _ in range(1000):  # until the slow link is being asked
+            if target.seen("/slow"):
+                break
             await asyncio.sleep(0.01)
         quick = [
             web.get(f"/api/v1/message/{other_id}/html-check"),

@@ -3,6 +3,7 @@ the [[tag]] rules, whose searches judged in memory agree with the store's SQL.""
 
 from __future__ import annotations
 
+from email import policy
 from email.message import EmailMessage
 
 import pytest
@@ -87,7 +88,7 @@ def attached(subject: str, body: str, sender: str, to: str, cc: str = "") -> byt
         msg["Cc"] = cc
     msg.set_content(body)
     msg.add_attachment(b"%PDF-1.4 report", "application", "pdf", filename="report.pdf")
-    return msg.as_bytes()
+    return msg.as_bytes(policy=policy.SMTP)
 
 
 CORPUS: list[tuple[bytes, list[str], Origin]] = [
@@ -251,7 +252,7 @@ def test_mail_over_smtp_is_tagged_by_header_plus_address_and_rules(
 
 async def test_no_tags_without_header_plus_or_rules() -> None:
     """Nothing to tag by costs nothing and gives no tags."""
-    raw, rcpts, origin = CORPUS[1]
+    raw, rcpts, _origin = CORPUS[1]
     summary = mime.summary.summarize(raw)
     arrival = tagging.Arrival("s@example.com", [(r, "captured") for r in rcpts], 1, "smtp", None, 0)
 
