@@ -167,14 +167,13 @@ async def submit(
     raw = header + content
     del content  # a large message is held once, not twice, while it is parsed and stored
     fields = await INGEST.run(len(raw), summary.summarize, raw)  # never raises
-    arrival = tagging.Arrival(
-        mail_from,
-        [(r.address, r.status.value) for r in routed],
-        len(raw),
-        origin.listener,
-        origin.auth_user,
-        now,
-    )
+    tags: tuple[str, ...] = ()
+    if tagging.wanted(config.tags, config.tag, fields):
+        rcpts = [(r.address, r.status.value) for r in routed]
+        arrival = tagging.Arrival(
+            mail_from, rcpts, len(raw), origin.listener, origin.auth_user, now
+        )
+        tags = tags_for(config, fields, arrival)
     await store.add_message(
         NewMessage(
             id=message_id,
@@ -188,7 +187,7 @@ async def submit(
             helo=clean(origin.helo),
             auth_user=origin.auth_user,
             tls=origin.tls,
-            tags=tags_for(config, fields, arrival),
+            tags=tags,
         )
     )
     return message_id

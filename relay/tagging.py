@@ -97,8 +97,9 @@ def from_plus(addresses: Iterable[str]) -> list[str]:
 
 
 def header_addresses(*values: str) -> list[str]:
-    """The addresses of address headers' values."""
-    return [addr for _name, addr in email.utils.getaddresses(list(values)) if addr]
+    """The addresses of address headers' values that may be plus addresses (hold a "+")."""
+    plus = [value for value in values if "+" in value]
+    return [addr for _name, addr in email.utils.getaddresses(plus) if addr] if plus else []
 
 
 @dataclass(frozen=True)
@@ -142,6 +143,12 @@ class Arrival:
     listener: str
     auth_user: str | None
     received_at: float
+
+
+def wanted(settings: TagsConfig, rules: tuple[TagRule, ...], summary: Summary) -> bool:
+    """Whether a new message may get tags at all: an X-Tags header, plus addresses on, or
+    rules. Not: ingest skips the rest (the common case costs a few attribute reads)."""
+    return bool(summary.tags or settings.plus_addresses or rules)
 
 
 def tags_of(

@@ -111,7 +111,7 @@ def _header(name: str, value: str) -> str:
             simple = _address(unfolded)
             if simple is not None:
                 return simple
-        elif name == "subject":
+        elif name in ("subject", "x-tags"):  # unstructured: text as written
             return _clean(unfolded)
         elif name == "message-id" and _MSG_ID.fullmatch(value):
             return value

@@ -143,6 +143,8 @@ def message_rows(new: NewMessage) -> MessageRows:
 
 def tag_rows(message_id: str, tags: Iterable[str]) -> list[dict[str, Any]]:
     """The message_tag rows of a message's tags (each key once, the first spelling)."""
+    if not tags:
+        return []
     return [
         {"message_id": message_id, "tag": tag, "tag_key": tagging.key(tag)}
         for tag in tagging.unique(tags)
