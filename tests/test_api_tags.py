@@ -13,7 +13,7 @@ from relay.config import StorageConfig
 from relay.store import Kind, Store
 from tests.queueing import new_message
 from tests.test_migrations import at_revision
-from tests.webkit import add, message, web_client
+from tests.webkit import add, csrf_token, message, web_client
 
 
 async def tagged(web: httpx.AsyncClient) -> dict[str, list[str]]:
@@ -174,3 +174,35 @@ async def test_revision_0005_upgrades_old_mail_and_results_go_with_their_message
         assert not await store.checks.keep(old, Kind.HTML, "{}", score=None, flagged=False, now=1)
     finally:
         await store.close()
+
+
+@pytest.mark.parametrize(
+    ("form", "headers", "status", "tags"),
+    [
+        ({"add": "vip, follow  up"}, {}, 303, ("follow up", "keep", "vip")),
+        ({"remove": "KEEP"}, {}, 303, ()),
+        ({"add": "a/b"}, {}, 400, ("keep",)),
+        ({"add": "vip", "csrf": "forged.token"}, {}, 403, ("keep",)),
+        ({"add": "vip"}, {"sec-fetch-site": "cross-site"}, 403, ("keep",)),
+    ],
+    ids=["add", "remove", "bad-name", "forged-token", "cross-site"],
+)
+async def test_tag_editor_form(
+    sqlite_store: Store,
+    form: dict[str, str],
+    headers: dict[str, str],
+    status: int,
+    tags: tuple[str, ...],
+) -> None:
+    """The message page's tag form adds (comma-separated) and removes tags with the CSRF
+    token; a bad name is a 400 saying why; no token or another site is a 403."""
+    message_id = await add(sqlite_store, message("one"))
+    await sqlite_store.set_tags([message_id], ["keep"])
+    async with web_client(sqlite_store) as web:
+        data = {"csrf": await csrf_token(web), **form}
+        answer = await web.post(f"/message/{message_id}/tags", data=data, headers=headers)
+    assert answer.status_code == status
+    if status == 400:
+        assert "'a/b' may hold only" in answer.text
+    row = await sqlite_store.messages.get(message_id)
+    assert row is not None and row.tags == tags
