@@ -309,13 +309,13 @@ def test_the_built_package_finds_its_migrations(tmp_path: Path) -> None:
     assert f"schema upgraded from revision none (empty) to {migrate.head()}" in upgraded.stdout
 
 
-async def test_revision_0005_adds_the_destinations_state_to_mail_already_queued(
+async def test_revision_0006_adds_the_destinations_state_to_mail_already_queued(
     db_url: str,
 ) -> None:
-    """A queue made at revision 0004 upgrades to destination_state: its queued mail is
+    """A queue made at revision 0005 upgrades to destination_state: its queued mail is
     then claimed through a rate limit, which the new table remembers."""
     async with open_store(db_url) as store:
-        await store.db.downgrade("0004")
+        await store.db.downgrade("0005")
         assert "destination_state" not in await tables(store)
         waiting = [new_message([f"u{i}@example.com"], received_at=1000.0) for i in range(3)]
         for new in waiting:

@@ -11,6 +11,7 @@ else. Callers import from here and need not know the split:
     web.py         [web]                    storage.py    [storage]
     delivery.py    [[route]], [upstream.NAME], [mx], [delivery]
     checks.py      [checks]                 root.py       Config, one field per section
+    tags.py        [tags], [[tag]]
     loading.py     file + environment → Config, and its warnings
     resolution.py  "auto" settings decided, the `relay serve` flags applied
     values.py      value checks the sections share; dburl.py, durations.py: typed values
@@ -35,6 +36,7 @@ from relay.config.resolution import parse_roles, resolved, with_overrides
 from relay.config.root import Config
 from relay.config.server import MAX_SMTP_PROCESSES, ROLES, Role, ServerConfig
 from relay.config.storage import StorageConfig
+from relay.config.tags import TagRule, TagsConfig
 from relay.config.values import split_hostport
 from relay.config.web import WebConfig
 
@@ -53,6 +55,8 @@ __all__ = [
     "ServerConfig",
     "StorageConfig",
     "TLSConfig",
+    "TagRule",
+    "TagsConfig",
     "TlsMode",
     "TlsSetting",
     "UpstreamConfig",

@@ -31,7 +31,7 @@ KEPT = 1000
 """Signatures kept for the messages signed last (a few hundred bytes each)."""
 CANONICALIZATION = (b"relaxed", b"relaxed")
 ALGORITHM = b"rsa-sha256"
-SIGNING = Offload("relay-dkim", inline_below=0)
+SIGNING = Offload("relay-dkim", in_thread_above=-1)
 """Signing always leaves the event loop: its RSA operation alone takes milliseconds."""
 
 

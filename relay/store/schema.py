@@ -130,10 +130,39 @@ attempt = Table(
 )
 Index("ix_attempt_recipient", attempt.c.recipient_id)
 
+message_tag = Table(
+    "message_tag",
+    metadata,
+    Column(
+        "message_id", String(26), ForeignKey("message.id", ondelete="CASCADE"), primary_key=True
+    ),
+    # The tag as first spelled, and what makes two tags one: the name lower-cased.
+    Column("tag", String(100), nullable=False),
+    Column("tag_key", String(100), primary_key=True),
+)
+# The messages of a tag (tag: searches, renames, the list of tags); since 0005.
+Index("ix_message_tag_key", message_tag.c.tag_key, message_tag.c.message_id)
+
+message_check = Table(
+    "message_check",
+    metadata,
+    Column(
+        "message_id", String(26), ForeignKey("message.id", ondelete="CASCADE"), primary_key=True
+    ),
+    # "html", "links", "links-followed" or "spam" (relay/store/checks.py).
+    Column("kind", String(16), primary_key=True),
+    Column("checked_at", Float, nullable=False),
+    # What searches ask of it: the HTML score, broken links, spam score; and is:spam,
+    # has:broken-links. The answer itself, as the API gives it, in JSON.
+    Column("score", Float, nullable=True),
+    Column("flagged", Boolean, nullable=False, default=False),
+    Column("result", Text, nullable=False),
+)
+
 destination_state = Table(
     "destination_state",
     metadata,
-    # A destination's one text form (relay.routing.Destination); since 0005.
+    # A destination's one text form (relay.routing.Destination); since 0006.
     Column("key", Text, primary_key=True),
     # Its rate limit's token bucket: tokens left as of tokens_at (None: full), and the
     # time of the last token promised to a message that waits for it.
