@@ -4,14 +4,17 @@ fail; the state is in the database, and a live destination never waits for a dea
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 import pytest
 
 from relay.config import RouteConfig
 from relay.config.limits import DestinationLimits
+from relay.delivery.worker import Worker
 from relay.status import Status
-from relay.store import Store
+from relay.store import NewMessage, RecipientRow, Store
 from relay.store.destinations import State
 from relay.store.queue_view import paused_destinations
 from tests import upstream as up
@@ -50,6 +53,42 @@ def breaker(port: int, **limits: float) -> dict[str, object]:
     return {"smarthost": upstream_at(port, max_connections=1, **settings)}
 
 
+@dataclass
+class Tripped:
+    """A worker whose destination refused the first of `news` until its breaker paused it:
+    the store, the worker, its clock, when the mail arrived, and the recipients then."""
+
+    store: Store
+    worker: Worker
+    clock: FakeClock
+    t0: float
+    news: list[NewMessage]
+    rows: list[RecipientRow]
+
+
+@asynccontextmanager
+async def tripped(
+    db_url: str, refusing: Upstream, messages: int, **limits: float
+) -> AsyncIterator[Tripped]:
+    """`messages` messages at once to the refusing smarthost, until each is tried once or
+    waits for the pause its breaker made (the retry schedule: one PAUSE, no jitter)."""
+    clock = FakeClock()
+    t0 = clock.now()
+    upstreams = breaker(refusing.port, **limits)
+    config = relay_config(db_url, upstreams, retry_schedule=(PAUSE,), retry_jitter=0.0)
+    async with running_worker(config, clock) as (store, worker):
+        news = [new_message([f"u{i}@example.com"], received_at=t0) for i in range(messages)]
+        for new in news:
+            await store.add_message(new)
+        rows = await all_recipients(store, settled(t0))
+        yield Tripped(store, worker, clock, t0, news, rows)
+
+
+def waiting_beyond(now: float) -> Callable[[RecipientRow], bool]:
+    """A recipient not being sent, whose next attempt is after `now`."""
+    return lambda r: r.status != Status.SENDING and (r.next_attempt_at or 0.0) > now
+
+
 async def pause_of(store: Store) -> float | None:
     """Until when the smarthost is paused (None: it is not)."""
     async with store.db.reader.connect() as conn:
@@ -63,15 +102,9 @@ async def test_refusals_pause_the_destination_and_its_mail_waits_together(
     """After 3 refused connections in a row the destination pauses for 60 s: the mail not
     tried yet waits until then without an attempt, the queue's destination group says
     until when and why."""
-    clock = FakeClock()
-    t0 = clock.now()
-    config = relay_config(db_url, breaker(refusing.port), retry_schedule=(PAUSE,), retry_jitter=0.0)
-    async with running_worker(config, clock) as (store, _):
-        news = [new_message([f"u{i}@example.com"], received_at=t0) for i in range(12)]
-        for new in news:
-            await store.add_message(new)
-        rows = await all_recipients(store, settled(t0))
-        (group,) = await store.queue_view.groups("destination")
+    async with tripped(db_url, refusing, 12) as run:
+        (group,) = await run.store.queue_view.groups("destination")
+    t0, rows = run.t0, run.rows
     tried = [r for r in rows if r.attempts]
     assert FAILURES <= len(tried) <= FAILURES + 2  # the sends already under way finish
     assert {(r.status, r.next_attempt_at) for r in rows if not r.attempts} == {
@@ -87,19 +120,13 @@ async def test_one_probe_goes_when_the_pause_ends_then_the_rest_at_once(
 ) -> None:
     """When the pause ends one message goes alone (the others wait for its answer); once
     it is delivered everything else goes at once, and the destination is no more paused."""
-    clock = FakeClock()
-    t0 = clock.now()
-    config = relay_config(db_url, breaker(refusing.port), retry_schedule=(PAUSE,), retry_jitter=0.0)
-    async with running_worker(config, clock) as (store, worker):
-        news = [new_message([f"u{i}@example.com"], received_at=t0) for i in range(8)]
-        for new in news:
-            await store.add_message(new)
-        await all_recipients(store, settled(t0))
+    async with tripped(db_url, refusing, 8) as run:
+        store, news = run.store, run.news
         for new in news:
             refusing.script(new.recipients[0].address, up.SLOW)
         refusing.start()
-        t1 = clock.advance(PAUSE)
-        worker.poke()
+        t1 = run.clock.advance(PAUSE)
+        run.worker.poke()
         await refusing.until(lambda u: u.holding == 1)
         rows = await all_recipients(store, lambda _: True)
         sending = [r for r in rows if r.status == Status.SENDING]
@@ -116,24 +143,15 @@ async def test_a_failed_probe_pauses_again_twice_as_long_up_to_the_cap(
 ) -> None:
     """A probe that is refused pauses the destination again, for twice as long each time,
     never longer than breaker_max_pause."""
-    clock = FakeClock()
-    t0 = clock.now()
-    upstreams = breaker(refusing.port, breaker_max_pause=200.0)
-    config = relay_config(db_url, upstreams, retry_schedule=(PAUSE,), retry_jitter=0.0)
-    async with running_worker(config, clock) as (store, worker):
-        for i in range(5):
-            await store.add_message(new_message([f"u{i}@example.com"], received_at=t0))
-        await all_recipients(store, settled(t0))
-        pauses = [await pause_of(store)]
+    async with tripped(db_url, refusing, 5, breaker_max_pause=200.0) as run:
+        pauses = [await pause_of(run.store)]
         for _ in range(2):
             assert pauses[-1] is not None
-            clock.value = pauses[-1]
-            worker.poke()
-            await all_recipients(
-                store,
-                lambda r: r.status != Status.SENDING and (r.next_attempt_at or 0) > clock.value,
-            )
-            pauses.append(await pause_of(store))
+            now = run.clock.value = pauses[-1]
+            run.worker.poke()
+            await all_recipients(run.store, waiting_beyond(now))
+            pauses.append(await pause_of(run.store))
+    t0 = run.t0
     assert pauses == [t0 + PAUSE, t0 + PAUSE + 120.0, t0 + PAUSE + 120.0 + 200.0]
 
 
@@ -180,16 +198,12 @@ async def test_the_pause_is_in_the_database_for_every_process(
 ) -> None:
     """A process started after another paused the destination sends nothing there until
     the pause ends, though the upstream is up again: its new mail waits with the rest."""
-    clock = FakeClock()
-    t0 = clock.now()
-    config = relay_config(db_url, breaker(refusing.port), retry_schedule=(PAUSE,), retry_jitter=0.0)
-    async with running_worker(config, clock) as (first, _):
-        for i in range(FAILURES):
-            await first.add_message(new_message([f"u{i}@example.com"], received_at=t0))
-        await all_recipients(first, settled(t0))
-        assert await pause_of(first) == t0 + PAUSE
+    async with tripped(db_url, refusing, FAILURES) as first:
+        assert await pause_of(first.store) == first.t0 + PAUSE
     refusing.start()
+    clock, t0 = first.clock, first.t0
     clock.advance(10.0)
+    config = relay_config(db_url, breaker(refusing.port), retry_schedule=(PAUSE,), retry_jitter=0.0)
     async with running_worker(config, clock) as (second, _):
         new = new_message(["late@example.com"], received_at=clock.now())
         await second.add_message(new)

@@ -75,14 +75,19 @@ async def test_waiting_recipients_per_destination_by_age(store: Store) -> None:
     assert (await store.queue_shape(now, ["sending"])).total.counts == (0,) * len(COLUMNS)
 
 
-async def test_relay_queue_shape_prints_qshape_and_json(tmp_path: Path, db_url: str) -> None:
-    """The table has qshape's columns, the TOTAL line first, destinations by size, and a
-    paused destination's pause below; --json gives the same numbers."""
+async def paused_database(tmp_path: Path, db_url: str) -> str:
+    """A database holding MAIL with the smarthost paused; a config file naming it."""
     now = time.time()
     async with open_store(db_url) as store:
         await seed(store, now)
         await pause(store, "relay:smarthost", now)
-    config = config_file(tmp_path, db_url)
+    return config_file(tmp_path, db_url)
+
+
+async def test_relay_queue_shape_prints_qshape_and_json(tmp_path: Path, db_url: str) -> None:
+    """The table has qshape's columns, the TOTAL line first, destinations by size, and a
+    paused destination's pause below; --json gives the same numbers."""
+    config = await paused_database(tmp_path, db_url)
     done = await in_process("queue", "shape", "--config", config)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
@@ -104,11 +109,7 @@ async def test_relay_queue_groups_says_which_destination_is_paused(
 ) -> None:
     """`relay queue groups` adds "paused until …, because …" under the table, and the
     paused fields in JSON."""
-    now = time.time()
-    async with open_store(sqlite_url) as store:
-        await seed(store, now)
-        await pause(store, "relay:smarthost", now)
-    config = config_file(tmp_path, sqlite_url)
+    config = await paused_database(tmp_path, sqlite_url)
     done = await in_process("queue", "groups", "--config", config)
     (note,) = [line for line in done.stdout.splitlines() if "paused" in line]
     assert note.startswith("relay:smarthost: paused until ") and "(in 9m" in note

@@ -19,9 +19,6 @@ if TYPE_CHECKING:
         ShapeRow,
     )
 
-SHAPE_HEADINGS = ("T", "5", "10", "20", "40", "80", "160", "320", "640", "1280", "1280+")
-"""qshape's columns: the total, then recipients up to 5, 10, ... 1280 minutes old, older."""
-
 REPLY_WIDTH = 60
 
 
@@ -143,13 +140,14 @@ def render_groups(by: str, groups: list[Group], now: float) -> str:
 
 def shape_data(shape: QueueShape) -> dict[str, Any]:
     """The queue's shape as JSON data: the columns, the total, a row per destination."""
+    from relay.store.shape import COLUMNS  # here, not on top: see output.run_async
 
     def row(r: ShapeRow) -> dict[str, Any]:
         return {"destination": r.destination, "counts": list(r.counts), **paused_data(r.paused)}
 
     return {
         "statuses": list(shape.statuses),
-        "columns": list(SHAPE_HEADINGS),
+        "columns": list(COLUMNS),
         "total": list(shape.total.counts),
         "destinations": [row(r) for r in shape.rows],
     }
@@ -158,7 +156,9 @@ def shape_data(shape: QueueShape) -> dict[str, Any]:
 def render_shape(shape: QueueShape, now: float) -> str:
     """qshape's table: a TOTAL line, then a line per destination, counts right-aligned;
     then each paused destination's pause."""
-    lines = [["", *SHAPE_HEADINGS]]
+    from relay.store.shape import COLUMNS  # here, not on top: see output.run_async
+
+    lines = [["", *COLUMNS]]
     lines += [[r.destination, *map(str, r.counts)] for r in (shape.total, *shape.rows)]
     widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
     out = [
