@@ -6,6 +6,7 @@ import types
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from relay.config.chaos import ChaosConfig
 from relay.config.checks import ChecksConfig
 from relay.config.delivery import DeliveryConfig, MxConfig, RouteConfig, UpstreamConfig
 from relay.config.listeners import AuthConfig, ListenerConfig, TLSConfig
@@ -31,6 +32,7 @@ class Config:
     mx: MxConfig = MxConfig()
     delivery: DeliveryConfig = DeliveryConfig()
     checks: ChecksConfig = ChecksConfig()
+    chaos: ChaosConfig = ChaosConfig()
     source: str = field(default="<defaults>", metadata={"internal": True})
 
     @property

@@ -71,6 +71,7 @@ class Result:
     host: str
     started_at: float
     duration: float
+    injected: bool = False  # made by a chaos rule, nothing sent (relay/delivery/drills.py)
 
 
 def _claimable(busy_routes: bool, busy_domains: bool) -> list[ColumnElement[bool]]:
@@ -382,6 +383,7 @@ def _record(conn: Connection, owner: str, results: Sequence[Result], now: float)
                 "code": r.code,
                 "enhanced": r.enhanced or None,
                 "text": r.text,
+                "injected": r.injected,
             }
             for r in results
         ],

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from relay import __version__
-from web.api import openapi_queue
+from web.api import openapi_chaos, openapi_queue
 from web.api.info import INFO
 from web.api.oas import BAD as _BAD
 from web.api.oas import JSON, schemas
@@ -252,9 +252,9 @@ DOCUMENT: JSON = {
         " (wait for a message, the delivery queue). docs/api.md lists every difference"
         " from Mailpit.",
     },
-    "paths": {**PATHS, **openapi_queue.PATHS},
+    "paths": {**PATHS, **openapi_queue.PATHS, **openapi_chaos.PATHS},
     "components": {
-        "schemas": {**SCHEMAS, **openapi_queue.SCHEMAS},
+        "schemas": {**SCHEMAS, **openapi_queue.SCHEMAS, **openapi_chaos.SCHEMAS},
         "securitySchemes": {
             "basic": {"type": "http", "scheme": "basic"},
             "bearer": {"type": "http", "scheme": "bearer"},

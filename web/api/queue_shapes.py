@@ -18,6 +18,7 @@ from relay.store import (
     RecipientTimeline,
 )
 from web.api.oas import (
+    BOOLEAN,
     COUNTS,
     INTEGER,
     JSON,
@@ -142,9 +143,10 @@ ATTEMPT: Shape[AttemptRow] = Shape(
         Field("Code", NULLABLE_INT, lambda a: a.code),
         Field("Enhanced", NULLABLE_TEXT, lambda a: a.enhanced),
         Field("Text", STRING, lambda a: a.text),
+        Field("Injected", BOOLEAN, lambda a: a.injected),
     ),
 )
-"""One delivery attempt."""
+"""One delivery attempt; Injected: made by a chaos rule, nothing sent, no upstream's reply."""
 
 DELIVERY: Shape[RecipientTimeline] = Shape(
     "Delivery",
