@@ -145,9 +145,8 @@ def test_a_trigger_at_100_percent_fails_its_command(
     api.put("/api/v1/chaos", json={trigger: {"ErrorCode": 452, "Probability": 0}})
     assert with_smtplib(attempt).stage == "done"
     stage = {"Sender": "mail", "Recipient": "rcpt", "Authentication": "auth"}[trigger]
-    sample = (
-        f'relay_chaos_hits_total{{leg="smtp",rule="mailpit-{trigger.lower()}",stage="{stage}"}} {hits}.0'
-    )
+    labels = f'leg="smtp",rule="mailpit-{trigger.lower()}",stage="{stage}"'
+    sample = f"relay_chaos_hits_total{{{labels}}} {hits}.0"
     assert sample in api.get("/metrics").text.splitlines()
 
 

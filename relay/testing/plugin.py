@@ -1,7 +1,7 @@
 """relay's pytest plugin (entry point `pytest11`): the `relay_server` and `mailbox` fixtures.
 
     def test_welcome_mail(relay_server, mailbox):
-        send_welcome(mailbox.address("alice"), smtp=(relay_server.smtp_host, relay_server.smtp_port))
+        send_welcome(mailbox.address("alice"), relay_server.smtp_host, relay_server.smtp_port)
         [message] = mailbox.wait_for(subject="Welcome")
         assert "alice" in message.text
 
@@ -44,6 +44,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def _given(config: pytest.Config) -> tuple[str | None, str | None]:
+    """The running relay's URL and SMTP address, from the options or the environment."""
+    url = config.getoption("relay_url") or os.environ.get(URL_ENV) or None
+    smtp = config.getoption("relay_smtp") or os.environ.get(SMTP_ENV) or None
+    return url, smtp
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Refuse half of a running relay at once (a URL without an SMTP address, or the reverse)."""
+    url, smtp = _given(config)
+    if bool(url) != bool(smtp):
+        raise pytest.UsageError(
+            f"a running relay needs both --relay-url and --relay-smtp ({URL_ENV} and {SMTP_ENV})"
+        )
+
+
 @pytest.fixture(scope="session")
 def relay_server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
@@ -51,14 +67,8 @@ def relay_server(
     """A relay for the whole session: `smtp_host`, `smtp_port`, `web_url` and `api`."""
     from relay.testing import server
 
-    url = request.config.getoption("relay_url") or os.environ.get(URL_ENV)
-    smtp = request.config.getoption("relay_smtp") or os.environ.get(SMTP_ENV)
-    if url or smtp:
-        if not (url and smtp):
-            raise pytest.UsageError(
-                f"a running relay needs both --relay-url and --relay-smtp ({URL_ENV} and"
-                f" {SMTP_ENV})"
-            )
+    url, smtp = _given(request.config)
+    if url and smtp:
         yield server.external(url, smtp, os.environ.get(TOKEN_ENV, ""))
         return
     started = server.start(tmp_path_factory.mktemp("relay"))

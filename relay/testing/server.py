@@ -135,6 +135,8 @@ def start(directory: Path) -> RelayServer:
         process.wait()
         watcher.thread.join(5)
         tail = log.read_text(encoding="utf-8", errors="replace")[-2000:]
-        raise RuntimeError(f"relay did not start (exit code {process.returncode}); its log:\n{tail}")
+        raise RuntimeError(
+            f"relay did not start (exit code {process.returncode}); its log:\n{tail}"
+        )
     host, port = watcher.smtp
     return RelayServer(host, port, watcher.web, Client(watcher.web), process, log)

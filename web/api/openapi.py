@@ -196,7 +196,7 @@ PATHS: JSON = {
             "summary": "Wait until a message matching a search is stored (long poll)",
             "parameters": [
                 _query("query", "Search (docs/api.md); empty: any message"),
-                _query("timeout", "Seconds to wait, fractions allowed (default 30, at most 300)", "number"),
+                _query("timeout", "Seconds to wait (default 30, at most 300)", "number"),
                 _query("after", "Only messages stored after this message ID"),
             ],
             "responses": {
