@@ -29,18 +29,28 @@ def _addresses(summary: dict[str, Any]) -> list[str]:
 
 
 class ChaosRule:
-    """A chaos rule a mailbox added; `hits` and `matched` are read from relay when asked."""
+    """A chaos rule a mailbox added; `hits` and `matched` are read from relay when asked,
+    and kept as they were when the rule is removed."""
 
     def __init__(self, client: Client, rule: dict[str, Any]) -> None:
         self._client = client
         self.id = int(rule["id"])
         self.settings = rule
+        self._final: dict[str, Any] | None = None
 
     def _now(self) -> dict[str, Any]:
+        if self._final is not None:
+            return self._final
         for rule in self._client.rules():
             if rule["id"] == self.id:
                 return rule
-        return {**self.settings, "gone": True}
+        return self.settings
+
+    def remove(self) -> None:
+        """Remove the rule from relay, keeping its last counters."""
+        if self._final is None:
+            self._final = self._now()
+            self._client.delete_rule(self.id)
 
     @property
     def hits(self) -> int:
@@ -60,7 +70,7 @@ class Mailbox:
     def __init__(self, client: Client, name: str | None = None) -> None:
         self.client = client
         self.domain = (name or "t" + secrets.token_hex(8)) + DOMAIN_SUFFIX
-        self._rules: list[int] = []
+        self._rules: list[ChaosRule] = []
 
     def address(self, local: str = "user") -> str:
         """An address of this mailbox."""
@@ -156,15 +166,15 @@ class Mailbox:
         if not delivery:
             settings["stage"] = stage
         added = ChaosRule(self.client, self.client.add_rule(settings))
-        self._rules.append(added.id)
+        self._rules.append(added)
         try:
             yield added
         finally:
-            self.client.delete_rule(added.id)
-            self._rules.remove(added.id)
+            added.remove()
+            self._rules.remove(added)
 
     def close(self) -> None:
         """Remove the chaos rules this mailbox still has (a test that stopped midway)."""
-        for rule_id in self._rules:
-            self.client.delete_rule(rule_id)
+        for rule in self._rules:
+            rule.remove()
         self._rules.clear()
