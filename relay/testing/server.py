@@ -40,9 +40,7 @@ address = "127.0.0.1:0"
 [storage]
 url = {url}
 sqlite_synchronous = "normal"
-
-[chaos]
-enabled = true
+# Chaos: on, by `relay serve --chaos`.
 """
 
 
