@@ -7,19 +7,22 @@ requests (smtp → ingest → store, never back up).
 from __future__ import annotations
 
 import email.utils
+import functools
 import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from relay import address, ids, routing
+from relay import address, ids, routing, tagging
 from relay.config import Config
 from relay.errors import RelayError
 from relay.mime import summary
 from relay.mime.headers import clean
+from relay.mime.summary import TEXT_LIMIT, Summary
 from relay.offload import INGEST
 from relay.status import Status
 from relay.store import NewMessage, NewRecipient, Store
+from relay.store.search import search_text
 
 _UNSAFE = re.compile(r"[^\x21-\x7e]")
 _last_date: tuple[int, str] = (-1, "")
@@ -125,6 +128,19 @@ def route_recipients(
     return routed
 
 
+def tags_for(config: Config, fields: Summary, arrival: tagging.Arrival) -> tuple[str, ...]:
+    """The tags a new message gets (relay.tagging): X-Tags, plus addresses, [[tag]] rules."""
+    recipients = [rcpt for rcpt, _status in arrival.recipients]
+    text = functools.partial(
+        search_text,
+        fields.subject,
+        [fields.from_, fields.to, fields.cc, arrival.mail_from, *recipients],
+        fields.text,
+        TEXT_LIMIT,
+    )
+    return tagging.tags_of(config.tags, config.tag, fields, arrival, text)
+
+
 async def submit(
     store: Store,
     config: Config,
@@ -151,6 +167,13 @@ async def submit(
     raw = header + content
     del content  # a large message is held once, not twice, while it is parsed and stored
     fields = await INGEST.run(len(raw), summary.summarize, raw)  # never raises
+    tags: tuple[str, ...] = ()
+    if tagging.wanted(config.tags, config.tag, fields):
+        rcpts = [(r.address, r.status.value) for r in routed]
+        arrival = tagging.Arrival(
+            mail_from, rcpts, len(raw), origin.listener, origin.auth_user, now
+        )
+        tags = tags_for(config, fields, arrival)
     await store.add_message(
         NewMessage(
             id=message_id,
@@ -164,6 +187,7 @@ async def submit(
             helo=clean(origin.helo),
             auth_user=origin.auth_user,
             tls=origin.tls,
+            tags=tags,
         )
     )
     return message_id
@@ -180,16 +204,20 @@ async def bounce(store: Store, config: Config, sender: str, data: bytes, now: fl
     decision = routing.route(sender, config.route)
     if decision.action == "reject":
         return None
+    rcpt = _new_recipient(sender, decision)
+    fields = await INGEST.run(len(data), summary.full, data)
+    arrival = tagging.Arrival("", [(sender, rcpt.status.value)], len(data), DSN_LISTENER, None, now)
     new = NewMessage(
         id=ids.new_id(now),
         received_at=now,
         mail_from="",
-        recipients=[_new_recipient(sender, decision)],
+        recipients=[rcpt],
         raw=data,
-        summary=await INGEST.run(len(data), summary.full, data),
+        summary=fields,
         listener=DSN_LISTENER,
         peer="127.0.0.1",
         helo=config.server.host_name,
+        tags=tags_for(config, fields, arrival),
     )
     await store.add_message(new)
     return new.id

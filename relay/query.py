@@ -15,7 +15,11 @@
     after:2024-05-01        received on or after a date (or ISO 8601 time; UTC unless
     before:2024-05-31       the time carries an offset), or received before it
     larger:10k smaller:2M   size in bytes (k, M, G: powers of 1024)
-    tag:x  is:tagged        Mailpit's tags: relay has none, so these match nothing
+    tag:invoice  is:tagged  a tag (case-insensitive; tag:"two words"), or any tag
+    is:spam                 the spam check found it spam (once that check has run)
+    has:broken-links        the link check found a link that fails (once it has run)
+    html-score:<80          the HTML check's score (% of clients that support all it
+                            uses): <, <=, > or >= a number (once that check has run)
     -term  !term            negation of any of the above (-from:noreply, -"out of office")
 
 Terms are combined with AND. An unknown `key:` is searched as free text; an unknown
@@ -54,22 +58,33 @@ class Field(StrEnum):
     LARGER = "larger"
     SMALLER = "smaller"
     TAG = "tag"
+    HTML_SCORE = "html-score"
 
 
 READ = "read"
 UNREAD = "unread"
 TAGGED = "tagged"
+SPAM = "spam"
 ATTACHMENT = "attachment"
+BROKEN_LINKS = "broken-links"
 STATUSES = tuple(s.value for s in Status if s is not Status.SENDING)
 """The statuses a message can show (a sending recipient shows its message as queued)."""
 
-IS_VALUES = (UNREAD, READ, *STATUSES, TAGGED)
-HAS_VALUES = (ATTACHMENT,)
-_HAS_ALIASES = {"attachment": ATTACHMENT, "attachments": ATTACHMENT, "attach": ATTACHMENT}
+IS_VALUES = (UNREAD, READ, *STATUSES, TAGGED, SPAM)
+HAS_VALUES = (ATTACHMENT, BROKEN_LINKS)
+_HAS_ALIASES = {
+    "attachment": ATTACHMENT,
+    "attachments": ATTACHMENT,
+    "attach": ATTACHMENT,
+    "broken-links": BROKEN_LINKS,
+    "broken-link": BROKEN_LINKS,
+}
 _KEYS = {f.value: f for f in Field if f is not Field.TEXT}
 _KEYS.update({"cc": Field.TO, "bcc": Field.TO, "rcpt": Field.TO, "auth": Field.USER})
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmg]?)b?", re.IGNORECASE)
 _SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+_SCORE = re.compile(r"(<=|>=|<|>)\s*(\d+(?:\.\d+)?)%?")
+SCORE_OPERATORS = ("<", "<=", ">", ">=")
 
 # A token: optional "-" or "!", optional "key:", then a quoted string or a run of non-space.
 _TOKEN = re.compile(r'([-!]?)(?:([A-Za-z][A-Za-z-]*):)?(?:"([^"]*)"?|(\S+))?')
@@ -90,6 +105,15 @@ def parse_size(value: str) -> int:
     if match is None:
         raise ValueError(value)
     return int(float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()])
+
+
+def parse_score(value: str) -> tuple[str, float]:
+    """The comparison and the number of a score bound such as <80, >=90.5 or <=75%;
+    raises ValueError."""
+    match = _SCORE.fullmatch(value.strip())
+    if match is None:
+        raise ValueError(value)
+    return match.group(1), float(match.group(2))
 
 
 @dataclass(frozen=True)
@@ -149,6 +173,11 @@ def _term(negated: bool, key: str | None, value: str, raw: str) -> Term | str | 
             parse_size(value)
         except ValueError:
             return f"{found.value}:{value} is not a size such as 500, 10k or 2M"
+    elif found is Field.HTML_SCORE:
+        try:
+            parse_score(value)
+        except ValueError:
+            return f"html-score:{value} is not a bound such as <80 or >=90"
     return Term(found, value, negated)
 
 

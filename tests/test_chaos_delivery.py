@@ -20,7 +20,7 @@ from relay.status import Status
 from relay.store import RecipientRow
 from tests import mail
 from tests.queueing import relay_config, upstream_at, wait_for_status
-from tests.support import RunningRelay
+from tests.support import RunningRelay, queue_id
 from tests.upstream import Upstream
 
 TO_DEST = (RouteConfig(match="*@dest.example", action="relay", upstream="smarthost"),)
@@ -43,8 +43,13 @@ def drilled(url: str, upstream: Upstream, *rules: ChaosRuleConfig, **delivery: A
 def send(relay: RunningRelay, *rcpts: str) -> str:
     """Send one plain message from app@example.com; its id."""
     with relay.smtp() as client:
-        client.sendmail("app@example.com", list(rcpts), mail.plain())
-    return relay.call(relay.relay.store.messages.page(0, 1)).messages[0].id  # type: ignore[no-any-return]
+        client.ehlo()
+        client.mail("app@example.com")
+        for rcpt in rcpts:
+            assert client.rcpt(rcpt)[0] == 250
+        code, reply = client.data(mail.plain())
+    assert code == 250, reply
+    return queue_id(reply)
 
 
 def settle(relay: RunningRelay, message_id: str, **statuses: Status) -> dict[str, RecipientRow]:

@@ -66,6 +66,40 @@ def test_mailpit_api_client_lists_searches_gets_and_deletes(relay: RunningRelay)
     assert relay.count() == 0
 
 
+def test_mailpit_api_client_tags_and_checks(relay: RunningRelay) -> None:
+    """mailpit-api: getTags, setTags, renameTag, deleteTag, htmlCheck, linkCheck (both
+    ways) and spamAssassinCheck against relay, in the shapes the client expects."""
+    assert NODE is not None
+    link = "http://127.0.0.1:9/track"  # loopback: refused by the link check's guard
+    result = subprocess.run(
+        [NODE, str(JS / "mailpit_tags_checks.mjs"), relay.web_url, link],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=JS,
+    )
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout)
+    assert seen["tagsSent"] == ["Welcome"]
+    assert [seen[k] for k in ("setTags", "renameTag", "deleteTag", "removeAll")] == ["ok"] * 4
+    assert seen["tagsSet"] == ["alpha", "beta"]
+    assert seen["tagsAfter"] == ["Alpha Two"] and seen["messageTags"] == ["Alpha Two"]
+    assert seen["searchTag"] == 1 and seen["tagsEnd"] == []
+    assert seen["html"]["keys"] == ["Platforms", "Total", "Warnings"]
+    assert seen["html"]["total"] == ["Nodes", "Partial", "Supported", "Tests", "Unsupported"]
+    assert "css-display-flex" in seen["html"]["slugs"] and seen["html"]["platforms"] > 5
+    for links in (seen["links"], seen["linksFollowed"]):
+        assert links["Errors"] == 1
+        assert [(x["URL"], x["StatusCode"]) for x in links["Links"]] == [(link, 0)]
+        assert "loopback" in links["Links"][0]["Status"]
+    assert seen["spam"] == {
+        "IsSpam": False,
+        "Score": 0.0,
+        "Error": "no spamd is configured ([checks] spamassassin)",
+        "Rules": [],
+    }
+
+
 def run_chaos_script(relay: RunningRelay) -> dict[str, Any]:
     """What tests/js/mailpit_chaos.mjs saw, driving `relay`'s chaos triggers."""
     assert NODE is not None

@@ -309,10 +309,10 @@ def test_the_built_package_finds_its_migrations(tmp_path: Path) -> None:
     assert f"schema upgraded from revision none (empty) to {migrate.head()}" in upgraded.stdout
 
 
-async def test_revision_0005_marks_every_earlier_attempt_as_real(db_url: str) -> None:
+async def test_revision_0006_marks_every_earlier_attempt_as_real(db_url: str) -> None:
     """attempt.injected (chaos drills) comes in false for the attempts already recorded,
     on both backends, and goes away on downgrade."""
-    await at_revision(db_url, "0004")
+    await at_revision(db_url, "0005")
     await run(
         db_url,
         "INSERT INTO message (id, received_at, mail_from, size, subject, from_header,"
@@ -337,7 +337,7 @@ async def test_revision_0005_marks_every_earlier_attempt_as_real(db_url: str) ->
     async with open_store(db_url) as store:
         [attempt] = await store.timeline.attempts("01J0000000000000000000TEST")
         assert (attempt.code, attempt.injected) == (451, False)
-        await store.db.downgrade("0004")
+        await store.db.downgrade("0005")
         async with store.db.reader.connect() as conn:
             columns = await conn.run_sync(lambda c: inspect(c).get_columns("attempt"))
         assert "injected" not in {column["name"] for column in columns}

@@ -71,6 +71,7 @@ QUICK = {
     ),
     "long body over the text limit": message("Subject: big", body=b"word " * 14000),
     "header without a space after the colon": message("Subject:tight", "To:b@example.com"),
+    "X-Tags, folded": message("Subject: t", "X-Tags: invoice,\r\n  Order 12, urgent"),
 }
 
 FULL = {
@@ -112,6 +113,15 @@ def test_anything_else_goes_through_the_full_parse(raw: bytes) -> None:
     """Multipart, attachments, encoded bodies, 8-bit headers, odd syntax: the full parse."""
     assert summary.quick(raw) is None
     assert summary.summarize(raw) == mime.summary.full(raw)
+
+
+def test_summary_keeps_the_x_tags_header_on_both_roads() -> None:
+    """X-Tags (the first, unfolded) is in the summary, quick road and full parse alike."""
+    raw = QUICK["X-Tags, folded"]
+    assert summary.summarize(raw).tags == "invoice, Order 12, urgent"
+    multipart = b"X-Tags: a, b\r\n" + mail.with_attachments()
+    assert summary.quick(multipart) is None and summary.summarize(multipart).tags == "a, b"
+    assert summary.full(message("Subject: none")).tags == ""
 
 
 def test_quick_summary_of_a_typical_message() -> None:

@@ -18,7 +18,8 @@ from relay.chaos import Chaos
 from relay.config import Config
 from relay.metrics import Metrics
 from relay.store import Store
-from web import api, listing, live, message, pages, queue, release
+from web import api, listing, live, message, pages, queue, release, tags
+from web.checks import CheckRuns
 from web.ops import Readiness
 from web.rendering import make_templates
 from web.security import CsrfTokens, SecurityMiddleware
@@ -77,6 +78,7 @@ def create_app(
                 name="message_action",
             ),
             Route("/message/{id}/deliveries", message.message_deliveries, name="deliveries"),
+            Route("/message/{id}/tags", tags.tags_action, methods=["POST"], name="message_tags"),
             Route(
                 "/message/{id}/release",
                 release.release_page,
@@ -104,4 +106,5 @@ def create_app(
     app.state.started = time.monotonic()
     app.state.templates = make_templates(HERE / "templates")
     app.state.structures = Structures()
+    app.state.checks = CheckRuns()
     return app

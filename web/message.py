@@ -21,11 +21,12 @@ from relay import mime
 from relay.status import actions_for
 from relay.store import MessageRow
 from web import htmlbody
+from web.check_tabs import CHECK_TABS, check_tab
 from web.pages import navigation, render, safe_next, store_of
 from web.security import check_post
-from web.structures import Structures
+from web.structures import structures_of, view_of
 
-TABS = ("html", "text", "headers", "source", "attachments", "deliveries")
+TABS = ("html", "text", "headers", "source", "attachments", "deliveries", *CHECK_TABS)
 SHOWN = 2 * 1024 * 1024
 """Bytes of the raw message shown on the Source tab, and characters of the text and of
 the HTML shown on theirs (a download has all of it): a browser takes seconds to lay out
@@ -44,17 +45,6 @@ async def _message_or_404(request: Request) -> tuple[MessageRow, bytes]:
     if row is None or raw is None:
         raise HTTPException(404, "no such message")
     return row, raw
-
-
-def structures_of(request: Request) -> Structures:
-    """Where the app keeps the structure of large messages it has read."""
-    structures: Structures = request.app.state.structures
-    return structures
-
-
-async def view_of(request: Request, message_id: str, raw: bytes) -> mime.view.MessageView:
-    """The view of a stored message, read off the event loop when it is large."""
-    return await structures_of(request).view(message_id, raw)
 
 
 async def part_of(request: Request, message_id: str, part_id: str) -> mime.view.Found | None:
@@ -103,6 +93,7 @@ async def message_page(request: Request) -> Response:
             "timeline": timeline,
             "actions_for": actions_for,
             "params": {},
+            "checked": await check_tab(request, tab, row, view),
             **await navigation(request),
         },
     )

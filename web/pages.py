@@ -34,11 +34,12 @@ def render(request: Request, template: str, context: dict[str, Any], status: int
 
 
 async def navigation(request: Request) -> dict[str, Any]:
-    """The sidebar's counts, the configured listeners, the authenticated users, and the
-    queue's recipients per state."""
+    """The sidebar's counts, the configured listeners, the authenticated users, the tags
+    with their counts, and the queue's recipients per state."""
     store = store_of(request)
     return {
         "counts": await store.messages.counts(),
+        "tags": await store.tags.counts(),
         "listeners": [lc.name for lc in config_of(request).listener],
         "users": await store.messages.users(),
         "queue_summary": await store.queue_view.summary(),

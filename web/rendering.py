@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 import jinja2
 from starlette.templating import Jinja2Templates
 
+from relay import query
 from relay.status import Status
 
 STATUS_LABELS = {
@@ -32,6 +33,9 @@ TAB_LABELS = {
     "source": "Source",
     "attachments": "Attachments",
     "deliveries": "Deliveries",
+    "html-check": "HTML check",
+    "link-check": "Link check",
+    "spam-check": "Spam check",
 }
 
 
@@ -101,6 +105,16 @@ def until(epoch: float) -> str:
     return f"in {span(left)}" if left >= 1 else "due now"
 
 
+def tag_query(name: str) -> str:
+    """The search for messages with the tag `name`: tag:invoice, tag:"two words"."""
+    return str(query.Term(query.Field.TAG, name))
+
+
+def percent(value: float) -> str:
+    """A percentage for people: 84.95 → "85%", 0.4 → "0.4%"."""
+    return f"{value:.0f}%" if value >= 1 or value == 0 else f"{value:.1f}%"
+
+
 @jinja2.pass_context
 def path_for(context: Any, name: str, /, **params: Any) -> str:
     """The path (not the absolute URL) of route `name`: right behind any proxy."""
@@ -139,6 +153,8 @@ def make_templates(directory: Path) -> Jinja2Templates:
     env.filters["duration"] = format_duration
     env.filters["ago"] = ago
     env.filters["until"] = until
+    env.filters["tag_query"] = tag_query
+    env.filters["percent"] = percent
     env.globals["path_for"] = path_for
     env.globals["list_url"] = list_url
     env.globals["queue_url"] = queue_url

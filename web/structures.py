@@ -13,6 +13,8 @@ from __future__ import annotations
 import dataclasses
 from collections import OrderedDict
 
+from starlette.requests import Request
+
 from relay import mime
 from relay.mime.structure import Tree
 from relay.offload import PARSE_IN_THREAD, VIEWS
@@ -63,3 +65,14 @@ class Structures:
         found = tree.find(part_id)
         size = found.end - found.body if found else 0
         return await VIEWS.run(size, mime.view.part_in, tree, part_id)
+
+
+def structures_of(request: Request) -> Structures:
+    """Where the app keeps the structure of large messages it has read."""
+    structures: Structures = request.app.state.structures
+    return structures
+
+
+async def view_of(request: Request, message_id: str, raw: bytes) -> mime.view.MessageView:
+    """The view of a stored message, read off the event loop when it is large."""
+    return await structures_of(request).view(message_id, raw)

@@ -12,6 +12,7 @@ else. Callers import from here and need not know the split:
     delivery.py    [[route]], [upstream.NAME], [mx], [delivery]
     checks.py      [checks]                 root.py       Config, one field per section
     chaos.py       [chaos], [[chaos.rule]]: failures on purpose
+    tags.py        [tags], [[tag]]
     loading.py     file + environment → Config, and its warnings
     resolution.py  "auto" settings decided, the `relay serve` flags applied
     values.py      value checks the sections share; dburl.py, durations.py: typed values
@@ -37,6 +38,7 @@ from relay.config.resolution import parse_roles, resolved, with_overrides
 from relay.config.root import Config
 from relay.config.server import MAX_SMTP_PROCESSES, ROLES, Role, ServerConfig
 from relay.config.storage import StorageConfig
+from relay.config.tags import TagRule, TagsConfig
 from relay.config.values import split_hostport
 from relay.config.web import WebConfig
 
@@ -58,6 +60,8 @@ __all__ = [
     "ServerConfig",
     "StorageConfig",
     "TLSConfig",
+    "TagRule",
+    "TagsConfig",
     "TlsMode",
     "TlsSetting",
     "UpstreamConfig",

@@ -48,6 +48,10 @@ def load_config(path: str | Path | None, env: Mapping[str, str] | None = None) -
             )
         if rule.action != "relay" and rule.upstream:
             raise ConfigError(source, f"route[{i}].upstream", "no upstream unless action = relay")
+    for i, tag_rule in enumerate(config.tag):
+        for key in ("match", "tags"):
+            if not getattr(tag_rule, key):
+                raise ConfigError(source, f"tag[{i}].{key}", "a value: each [[tag]] needs both")
     listener_names = [listener.name for listener in config.listener]
     if len(set(listener_names)) != len(listener_names):
         raise ConfigError(

@@ -12,6 +12,7 @@ from relay.config.delivery import DeliveryConfig, MxConfig, RouteConfig, Upstrea
 from relay.config.listeners import AuthConfig, ListenerConfig, TLSConfig
 from relay.config.server import ServerConfig
 from relay.config.storage import StorageConfig
+from relay.config.tags import TagRule, TagsConfig
 from relay.config.web import WebConfig
 
 
@@ -32,6 +33,8 @@ class Config:
     mx: MxConfig = MxConfig()
     delivery: DeliveryConfig = DeliveryConfig()
     checks: ChecksConfig = ChecksConfig()
+    tags: TagsConfig = TagsConfig()
+    tag: tuple[TagRule, ...] = ()
     chaos: ChaosConfig = ChaosConfig()
     source: str = field(default="<defaults>", metadata={"internal": True})
 

@@ -42,6 +42,8 @@ class Summary:
     snippet: str
     text: str = ""
     """The body as plain text (HTML converted), at most TEXT_LIMIT characters."""
+    tags: str = ""
+    """The X-Tags header, as written (relay.tagging reads the tags from it)."""
 
 
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
@@ -57,6 +59,7 @@ _KEPT = {
     b"content-type",
     b"content-transfer-encoding",
     b"content-disposition",
+    b"x-tags",
 }
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _DOT_ATOM = rf"{_ATEXT}(?:\.{_ATEXT})*"
@@ -108,7 +111,7 @@ def _header(name: str, value: str) -> str:
             simple = _address(unfolded)
             if simple is not None:
                 return simple
-        elif name == "subject":
+        elif name in ("subject", "x-tags"):  # unstructured: text as written
             return _clean(unfolded)
         elif name == "message-id" and _MSG_ID.fullmatch(value):
             return value
@@ -183,10 +186,11 @@ def quick(raw: bytes) -> Summary | None:
         attachments=0,
         snippet=_clean(text[: SNIPPET_LENGTH * 4])[:SNIPPET_LENGTH],
         text=text,
+        tags=header["x-tags"],
     )
 
 
-_HEADERS = ("subject", "from", "to", "cc", "message-id")
+_HEADERS = ("subject", "from", "to", "cc", "message-id", "x-tags")
 
 
 def summarize(raw: bytes) -> Summary:
@@ -223,6 +227,7 @@ def _full(tree: Tree) -> Summary:
         attachments=sum(1 for a in view.attachments(tree, None) if not a.inline),
         snippet=clean(text[: SNIPPET_LENGTH * 4])[:SNIPPET_LENGTH],
         text=text,
+        tags=header(top, "X-Tags", fallback),
     )
 
 
@@ -239,6 +244,6 @@ def _salvage(raw: bytes) -> Summary:
         except Exception:  # noqa: BLE001
             return ""
 
-    fields = ("Subject", "From", "To", "Cc", "Message-ID")
-    subject, from_, to, cc, message_id = (read(name) for name in fields)
-    return Summary(subject, from_, to, cc, message_id.strip("<> "), 0, "")
+    fields = ("Subject", "From", "To", "Cc", "Message-ID", "X-Tags")
+    subject, from_, to, cc, message_id, tags = (read(name) for name in fields)
+    return Summary(subject, from_, to, cc, message_id.strip("<> "), 0, "", tags=tags)

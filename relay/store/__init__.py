@@ -11,6 +11,7 @@ from relay.store import retention
 from relay.store.accepted import NewMessage, NewRecipient, message_rows
 from relay.store.actions import Actions, Released
 from relay.store.batch import GroupCommit
+from relay.store.checks import Checks, Kind
 from relay.store.counts import Counts, RecipientStats
 from relay.store.database import Database
 from relay.store.error_key import ErrorKey
@@ -23,11 +24,13 @@ from relay.store.notices import Notices
 from relay.store.queue import Claim, Queue, Result
 from relay.store.queue_view import Group, QueueFilter, QueuePage, QueueRow, QueueSummary, QueueView
 from relay.store.search import Filter
+from relay.store.tags import Tags
 from relay.store.timeline import AttemptRow, RecipientTimeline, Timeline
 
 __all__ = [
     "Actions",
     "AttemptRow",
+    "Checks",
     "Claim",
     "Counts",
     "Database",
@@ -37,6 +40,7 @@ __all__ = [
     "Filter",
     "Group",
     "Indexer",
+    "Kind",
     "MessageRow",
     "NewMessage",
     "NewRecipient",
@@ -54,6 +58,7 @@ __all__ = [
     "Result",
     "SchemaState",
     "Store",
+    "Tags",
 ]
 
 
@@ -63,7 +68,9 @@ class Store:
     `messages` stores and reads mail; `queue` claims and records what workers send;
     `queue_view` groups and lists the queue for operators, `actions` is what they do to
     it (retry, hold, release, cancel, release captured mail); `timeline` reads one
-    message's attempts.
+    message's attempts; `tags` lists the tags (changes go through `set_tags`,
+    `rename_tag` and `delete_tag`, which announce them); `checks` keeps the results of
+    checks run on a message.
     """
 
     def __init__(self, storage: StorageConfig) -> None:
@@ -74,6 +81,8 @@ class Store:
         self.queue = Queue(self.db, self.events)
         self.queue_view = QueueView(self.db)
         self.actions = Actions(self.db, self.events)
+        self.tags = Tags(self.db)
+        self.checks = Checks(self.db)
         self.committer = GroupCommit(self.db)
         # SQLite's search index is filled in the background (PostgreSQL keeps its own).
         self.indexer = Indexer(self.db, self.committer) if self.db.is_sqlite else None
@@ -156,6 +165,26 @@ class Store:
         for message_id in changed:
             self.events.publish(Event("status", message_id))
         return changed
+
+    def _changed(self, message_ids: list[str] | None) -> list[str] | None:
+        for message_id in message_ids or ():
+            self.events.publish(Event("status", message_id))
+        return message_ids
+
+    async def set_tags(self, ids: list[str], tags: list[str]) -> list[str]:
+        """Give each message of `ids` exactly `tags` (checked names; none: no tags);
+        announce and return those there are."""
+        return self._changed(await self.tags.set(ids, tags)) or []
+
+    async def rename_tag(self, old: str, new: str) -> list[str] | None:
+        """Call the tag `old` `new` (a checked name) everywhere; announce and return the
+        messages changed, None when no message has `old`."""
+        return self._changed(await self.tags.rename(old, new))
+
+    async def delete_tag(self, name: str) -> list[str] | None:
+        """Take the tag `name` off every message; announce and return the messages
+        changed, None when no message has it."""
+        return self._changed(await self.tags.delete(name))
 
     async def prune(self, max_messages: int, max_age: float, now: float) -> list[str]:
         """Retention: delete done-with mail older than `max_age` seconds (0: no age limit)

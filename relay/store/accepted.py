@@ -1,20 +1,20 @@
-"""An accepted message as the rows it becomes: its summary row, raw bytes, search text and
-deduplicated recipients, and their insert (one executemany per table, in foreign-key
+"""An accepted message as the rows it becomes: its summary row, raw bytes, search text,
+deduplicated recipients and tags, and their insert (one executemany per table, in foreign-key
 order) that a single write and the group commit share."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import insert
 from sqlalchemy.engine import Connection
 
-from relay import address
+from relay import address, tagging
 from relay.mime.summary import TEXT_LIMIT, Summary
 from relay.status import Status
-from relay.store.schema import message, message_raw, message_text, recipient
+from relay.store.schema import message, message_raw, message_tag, message_text, recipient
 from relay.store.search import search_text
 
 
@@ -42,25 +42,27 @@ class NewMessage:
     helo: str = ""
     auth_user: str | None = None
     tls: bool = False
+    tags: tuple[str, ...] = ()
+    """Its tags (relay.tagging.tags_of), each once."""
 
 
 @dataclass(frozen=True)
 class MessageRows:
-    """The rows one accepted message becomes: summary, raw bytes, recipients."""
+    """The rows one accepted message becomes: summary, raw bytes, recipients, tags."""
 
     message: dict[str, Any]
     raw: dict[str, Any]
     text: dict[str, Any]
     recipients: list[dict[str, Any]]
+    tags: list[dict[str, Any]] = field(default_factory=list)
 
 
 # Built once: SQLAlchemy memoizes a statement's cache key on the object, so reusing the
 # same objects skips that work on every execution (the compiled SQL is cached as well).
-_INSERTS = [insert(table) for table in (message, message_raw, message_text, recipient)]
-
-
-MESSAGE_TABLES = (message, message_raw, message_text, recipient)
+MESSAGE_TABLES = (message, message_raw, message_text, recipient, message_tag)
 """The tables an accepted message is written to, in foreign-key order."""
+
+_INSERTS = [insert(table) for table in MESSAGE_TABLES]
 
 
 def table_rows(batch: Sequence[MessageRows]) -> list[list[dict[str, Any]]]:
@@ -70,6 +72,7 @@ def table_rows(batch: Sequence[MessageRows]) -> list[list[dict[str, Any]]]:
         [rows.raw for rows in batch],
         [rows.text for rows in batch],
         [r for rows in batch for r in rows.recipients],
+        [t for rows in batch for t in rows.tags],
     ]
 
 
@@ -134,4 +137,15 @@ def message_rows(new: NewMessage) -> MessageRows:
         {"message_id": new.id, "data": new.raw},
         {"message_id": new.id, "text": text},
         recipients,
+        tag_rows(new.id, new.tags),
     )
+
+
+def tag_rows(message_id: str, tags: Iterable[str]) -> list[dict[str, Any]]:
+    """The message_tag rows of a message's tags (each key once, the first spelling)."""
+    if not tags:
+        return []
+    return [
+        {"message_id": message_id, "tag": tag, "tag_key": tagging.key(tag)}
+        for tag in tagging.unique(tags)
+    ]

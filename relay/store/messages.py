@@ -30,6 +30,7 @@ from relay.store.database import Database
 from relay.store.memo import Memo
 from relay.store.schema import message, message_raw, recipient
 from relay.store.search import Filter, ids_matching, where
+from relay.store.tags import tags_of
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,8 @@ class MessageRow:
     tls: bool
     read: bool
     recipients: list[RecipientRow]
+    tags: tuple[str, ...] = ()
+    """Its tags, in order of their keys (case-insensitive)."""
 
     @property
     def status(self) -> str:
@@ -172,13 +175,17 @@ class Messages:
             )
             rows = result.all()
             recipients = await self._recipients(conn, [r.id for r in rows])
+            tags = await tags_of(conn, [r.id for r in rows])
             if total is None and (offset == 0 or rows) and len(rows) < limit:
                 total = offset + len(rows)  # the last page: nothing left to count
             more = False
             if total is None:
                 total, more = await self._count(conn, clauses)
         return Page(
-            messages=[MessageRow(**r._asdict(), recipients=recipients[r.id]) for r in rows],
+            messages=[
+                MessageRow(**r._asdict(), recipients=recipients[r.id], tags=tags.get(r.id, ()))
+                for r in rows
+            ],
             total=total,
             offset=offset,
             limit=limit,
@@ -273,7 +280,10 @@ class Messages:
             if row is None:
                 return None
             recipients = await self._recipients(conn, [message_id])
-        return MessageRow(**row._asdict(), recipients=recipients[message_id])
+            tags = await tags_of(conn, [message_id])
+        return MessageRow(
+            **row._asdict(), recipients=recipients[message_id], tags=tags.get(message_id, ())
+        )
 
     async def raw(self, message_id: str) -> bytes | None:
         """The raw bytes of a message exactly as stored, or None."""

@@ -128,10 +128,39 @@ attempt = Table(
     Column("code", Integer, nullable=True),
     Column("enhanced", String(16), nullable=True),
     Column("text", Text, nullable=False, default=""),
-    # Made by a chaos rule of the delivery leg, not by an upstream: nothing was sent; since 0005.
+    # Made by a chaos rule of the delivery leg, not by an upstream: nothing was sent; since 0006.
     Column("injected", Boolean, nullable=False, default=False, server_default=false()),
 )
 Index("ix_attempt_recipient", attempt.c.recipient_id)
+
+message_tag = Table(
+    "message_tag",
+    metadata,
+    Column(
+        "message_id", String(26), ForeignKey("message.id", ondelete="CASCADE"), primary_key=True
+    ),
+    # The tag as first spelled, and what makes two tags one: the name lower-cased.
+    Column("tag", String(100), nullable=False),
+    Column("tag_key", String(100), primary_key=True),
+)
+# The messages of a tag (tag: searches, renames, the list of tags); since 0005.
+Index("ix_message_tag_key", message_tag.c.tag_key, message_tag.c.message_id)
+
+message_check = Table(
+    "message_check",
+    metadata,
+    Column(
+        "message_id", String(26), ForeignKey("message.id", ondelete="CASCADE"), primary_key=True
+    ),
+    # "html", "links", "links-followed" or "spam" (relay/store/checks.py).
+    Column("kind", String(16), primary_key=True),
+    Column("checked_at", Float, nullable=False),
+    # What searches ask of it: the HTML score, broken links, spam score; and is:spam,
+    # has:broken-links. The answer itself, as the API gives it, in JSON.
+    Column("score", Float, nullable=True),
+    Column("flagged", Boolean, nullable=False, default=False),
+    Column("result", Text, nullable=False),
+)
 
 
 MAX_ID = 2**31 - 1

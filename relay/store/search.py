@@ -7,6 +7,7 @@ recipient failed and none is in a state that shows first. Both are EXISTS subque
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,19 +31,24 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import column, literal_column, table
 from sqlalchemy.sql.visitors import InternalTraversal
 
+from relay import tagging
 from relay.query import (
     ATTACHMENT,
+    BROKEN_LINKS,
     READ,
+    SPAM,
     TAGGED,
     UNREAD,
     Field,
     Query,
     Term,
     parse_date,
+    parse_score,
     parse_size,
 )
 from relay.status import PRECEDENCE, Status
-from relay.store.schema import message, message_text, recipient
+from relay.store.checks import LINK_KINDS, Kind
+from relay.store.schema import message, message_check, message_tag, message_text, recipient
 
 TRIGRAM = 3
 """Characters in a trigram: shorter search terms cannot use the index."""
@@ -190,6 +196,30 @@ def _to_condition(value: str) -> ColumnElement[bool]:
     )
 
 
+def _tagged(value: str | None) -> ColumnElement[bool]:
+    """Messages with the tag `value` (any case), or with any tag when None."""
+    condition = exists().where(message_tag.c.message_id == message.c.id)
+    if value is None:
+        return condition
+    return condition.where(message_tag.c.tag_key == tagging.key(value))
+
+
+def _checked(kinds: Iterable[Kind], found: ColumnElement[bool]) -> ColumnElement[bool]:
+    """Messages a check of one of `kinds` has run on, with a result that `found`."""
+    return exists().where(
+        message_check.c.message_id == message.c.id, message_check.c.kind.in_(list(kinds)), found
+    )
+
+
+_COMPARE = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+
+
+def _html_score(value: str) -> ColumnElement[bool]:
+    compare, number = parse_score(value)
+    found: ColumnElement[bool] = _COMPARE[compare](message_check.c.score, number)
+    return _checked([Kind.HTML], found)
+
+
 def term_condition(term: Term) -> ColumnElement[bool]:
     """The WHERE clause of one search term (negation included)."""
     condition: ColumnElement[bool]
@@ -210,11 +240,15 @@ def term_condition(term: Term) -> ColumnElement[bool]:
         case Field.IS if term.value == READ:
             condition = message.c.read == true()
         case Field.IS if term.value == TAGGED:
-            condition = false()  # relay has no tags
+            condition = _tagged(None)
+        case Field.IS if term.value == SPAM:
+            condition = _checked([Kind.SPAM], message_check.c.flagged == true())
         case Field.IS:
             condition = status_condition(term.value)
         case Field.HAS if term.value == ATTACHMENT:
             condition = message.c.attachments > 0
+        case Field.HAS if term.value == BROKEN_LINKS:
+            condition = _checked(LINK_KINDS, message_check.c.flagged == true())
         case Field.LISTENER:
             condition = message.c.listener == term.value
         case Field.USER:
@@ -236,7 +270,9 @@ def term_condition(term: Term) -> ColumnElement[bool]:
         case Field.SMALLER:
             condition = message.c.size < parse_size(term.value)
         case Field.TAG:
-            condition = false()  # relay has no tags
+            condition = _tagged(term.value)
+        case Field.HTML_SCORE:
+            condition = _html_score(term.value)
         case _:
             condition = true()
     return not_(condition) if term.negated else condition

@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.routing import BaseRoute, Route
 
 from web import ops
-from web.api import chaos, info, message, messages, openapi, queue, send, wait
+from web.api import chaos, checks, info, message, messages, openapi, queue, send, tags, wait
 
 V1 = "/api/v1"
 
@@ -24,12 +24,19 @@ def routes() -> list[BaseRoute]:
         Route(f"{V1}/message/{{ID}}/raw", message.get_raw, methods=["GET"]),
         Route(f"{V1}/message/{{ID}}/part/{{PartID}}", message.get_part, methods=["GET"]),
         Route(f"{V1}/message/{{ID}}/release", message.release, methods=["POST"]),
+        Route(f"{V1}/message/{{ID}}/html-check", checks.html_check, methods=["GET"]),
+        Route(f"{V1}/message/{{ID}}/link-check", checks.link_check, methods=["GET"]),
+        Route(f"{V1}/message/{{ID}}/sa-check", checks.spam_check, methods=["GET"]),
         Route(f"{V1}/message/{{ID}}/deliveries", queue.deliveries, methods=["GET"]),
         Route(f"{V1}/message/{{ID}}/deliveries/{{Action}}", queue.act_on_message, methods=["POST"]),
         Route(f"{V1}/queue", queue.list_queue, methods=["GET"]),
         Route(f"{V1}/queue/groups", queue.queue_groups, methods=["GET"]),
         Route(f"{V1}/queue/{{Action}}", queue.act_on_queue, methods=["POST"]),
         Route(f"{V1}/recipient/{{RID}}/{{Action}}", queue.act_on_recipient, methods=["POST"]),
+        Route(f"{V1}/tags", tags.list_tags, methods=["GET"]),
+        Route(f"{V1}/tags", tags.set_tags, methods=["PUT"]),
+        Route(f"{V1}/tags/{{Tag}}", tags.rename_tag, methods=["PUT"]),
+        Route(f"{V1}/tags/{{Tag}}", tags.delete_tag, methods=["DELETE"]),
         Route(f"{V1}/send", send.send, methods=["POST"]),
         Route(f"{V1}/wait", wait.wait_for_message, methods=["GET"]),
         Route(f"{V1}/openapi.json", openapi.openapi, methods=["GET"]),

@@ -34,6 +34,7 @@ class AppInfo:
     size: int
     counts: Counts
     stats: dict[str, int]
+    tags: dict[str, int]
 
 
 INFO: Shape[AppInfo] = Shape(
@@ -45,7 +46,7 @@ INFO: Shape[AppInfo] = Shape(
         Field("DatabaseSize", INTEGER, lambda i: i.size),
         Field("Messages", INTEGER, lambda i: i.counts.total),
         Field("Unread", INTEGER, lambda i: i.counts.unread),
-        Field("Tags", COUNTS, lambda i: {}),
+        Field("Tags", COUNTS, lambda i: i.tags),
         Field("RuntimeStats", COUNTS, lambda i: i.stats),
     ),
 )
@@ -75,4 +76,5 @@ async def info(request: Request) -> Response:
     store = store_of(request)
     counts = await store.messages.counts()
     size = await store.db.size()
-    return JSONResponse(INFO(AppInfo(store.db.display_url, size, counts, runtime_stats(request))))
+    stats, tags = runtime_stats(request), await store.tags.counts()
+    return JSONResponse(INFO(AppInfo(store.db.display_url, size, counts, stats, tags)))

@@ -21,9 +21,10 @@ from web.api.common import (
     message_id,
     string_list,
 )
-from web.message import part_of, part_response, view_of
+from web.message import part_of, part_response
 from web.pages import config_of, store_of
 from web.release import MAX_ADDRESSES
+from web.structures import view_of
 
 
 @endpoint

@@ -47,7 +47,8 @@ async def _listing(request: Request, filter_: Filter | None) -> Response:
         matching, unread = await store.messages.count_matching(filter_)
         page = await store.messages.page(start, limit, filter_, total=matching)
     messages = await summaries(request, page.messages)
-    listing = shapes.Listing(counts, matching, unread, start, messages)
+    tags = await store.tags.names()
+    listing = shapes.Listing(counts, matching, unread, start, messages, tags)
     return JSONResponse(shapes.MESSAGES_SUMMARY(listing))
 
 

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from relay import __version__
-from web.api import openapi_chaos, openapi_queue
+from web.api import openapi_chaos, openapi_checks, openapi_queue
 from web.api.info import INFO
 from web.api.oas import BAD as _BAD
 from web.api.oas import JSON, schemas
@@ -51,7 +51,11 @@ SCHEMAS: JSON = {
             "Text": {"type": "string"},
             "HTML": {"type": "string"},
             "Headers": {"type": "object", "additionalProperties": {"type": "string"}},
-            "Tags": {"type": "array", "items": {"type": "string"}, "description": "ignored"},
+            "Tags": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "Tags of the message (sent in its X-Tags header)",
+            },
             "Attachments": {
                 "type": "array",
                 "items": {
@@ -249,12 +253,17 @@ DOCUMENT: JSON = {
         "title": "relay API",
         "version": __version__,
         "description": "Mailpit-compatible message API of relay, with its own additions"
-        " (wait for a message, the delivery queue). docs/api.md lists every difference"
-        " from Mailpit.",
+        " (wait for a message, the delivery queue, searches on check results)."
+        " docs/api.md lists every difference from Mailpit.",
     },
-    "paths": {**PATHS, **openapi_queue.PATHS, **openapi_chaos.PATHS},
+    "paths": {**PATHS, **openapi_checks.PATHS, **openapi_queue.PATHS, **openapi_chaos.PATHS},
     "components": {
-        "schemas": {**SCHEMAS, **openapi_queue.SCHEMAS, **openapi_chaos.SCHEMAS},
+        "schemas": {
+            **SCHEMAS,
+            **openapi_checks.SCHEMAS,
+            **openapi_queue.SCHEMAS,
+            **openapi_chaos.SCHEMAS,
+        },
         "securitySchemes": {
             "basic": {"type": "http", "scheme": "basic"},
             "bearer": {"type": "http", "scheme": "bearer"},

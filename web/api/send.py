@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse, Response
 from relay.ingest import Origin, Refused, submit
 from relay.metrics import ACCEPTED, FAILED, REJECTED
 from web.api.common import ApiError, endpoint, guard_change, json_body, metrics_of, string_list
+from web.api.tags import tag_names
 from web.pages import config_of, store_of
 
 LISTENER = "api"
@@ -94,6 +95,10 @@ def _set_headers(msg: EmailMessage, data: dict[str, Any]) -> None:
             raise ApiError(400, f"Headers: {name} is set from the body and attachments")
         del msg[name]
         msg[name] = value
+    tags = string_list(data, "Tags")
+    if tags:  # Mailpit's way: the tags travel in the X-Tags header, as SMTP mail's do
+        del msg["X-Tags"]
+        msg["X-Tags"] = ", ".join(tag_names(tags))
 
 
 def build(data: dict[str, Any], hostname: str, now: float) -> tuple[str, list[str], bytes]:

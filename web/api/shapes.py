@@ -106,7 +106,7 @@ _ADDRESSES: tuple[Field[Listed], ...] = (
 _SUBJECT: Field[Listed] = Field("Subject", STRING, lambda m: m.row.subject)
 _CREATED: Field[Listed] = Field("Created", TIME, lambda m: timestamp(m.row.received_at))
 _SIZE: Field[Listed] = Field("Size", INTEGER, lambda m: m.row.size)
-_TAGS: Field[Listed] = Field("Tags", STRINGS, lambda m: [])
+_TAGS: Field[Listed] = Field("Tags", STRINGS, lambda m: list(m.row.tags))
 
 MESSAGE_SUMMARY: Shape[Listed] = Shape(
     "MessageSummary",
@@ -193,6 +193,8 @@ class Listing:
     unread: int
     start: int
     messages: list[JSON]
+    tags: list[str]
+    """Every tag in use (Mailpit's list answers carry them)."""
 
 
 MESSAGES_SUMMARY: Shape[Listing] = Shape(
@@ -204,7 +206,7 @@ MESSAGES_SUMMARY: Shape[Listing] = Shape(
         Field("messages_count", INTEGER, lambda s: s.matching),
         Field("messages_unread", INTEGER, lambda s: s.unread),
         Field("start", INTEGER, lambda s: s.start),
-        Field("tags", STRINGS, lambda s: []),
+        Field("tags", STRINGS, lambda s: s.tags),
         Field("messages", array(MESSAGE_SUMMARY.ref), lambda s: s.messages),
     ),
 )
