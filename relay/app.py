@@ -13,13 +13,15 @@ from collections.abc import Iterator
 import uvicorn
 
 from relay import routing
-from relay.config import ROLES, Config, resolved
+from relay.chaos import Chaos
+from relay.config import ROLES, Config, ListenerConfig, resolved
 from relay.delivery.worker import Worker
 from relay.errors import StartupError
 from relay.housekeeping import Retention
 from relay.metrics import Metrics
 from relay.processes import Helpers, PrimaryLink
 from relay.smtp.auth import Authenticator
+from relay.smtp.chaos import StageChaos
 from relay.smtp.handler import Handler
 from relay.smtp.listener import Listener
 from relay.smtp.tls import listener_contexts
@@ -67,18 +69,16 @@ class Relay:
         self.roles = frozenset(config.server.roles)
         self.store = Store(config.storage)
         self.metrics = Metrics()
+        # Off: no Chaos at all, and every stage's check for it is all it costs.
+        self.chaos = Chaos(config.chaos) if config.chaos.enabled else None
+        if self.chaos is not None:
+            self.metrics.watch_chaos(self.chaos.hits)
         authenticator = Authenticator(config.auth)
         # With `smtp_in_primary = false` the helpers accept all SMTP, this process none.
         accepts = "smtp" in self.roles and (
             config.server.smtp_in_primary or config.server.smtp_processes == 1
         )
-        self.listeners = [
-            Listener(
-                lc, config.server, Handler(config, lc, self.store), authenticator, self.metrics
-            )
-            for lc in config.listener
-            if accepts
-        ]
+        self.listeners = [self._listener(lc, authenticator) for lc in config.listener if accepts]
         for listener in self.listeners:
             self.metrics.watch_sessions(listener.config.name, listener.sessions.__len__)
         # Retention is housekeeping of the queue: it runs where delivery does.
@@ -86,7 +86,7 @@ class Relay:
         self.worker: Worker | None = None
         if "delivery" in self.roles:
             self.retention = Retention(config.storage, self.store, self.metrics)
-            self.worker = Worker(config, self.store, metrics=self.metrics)
+            self.worker = Worker(config, self.store, metrics=self.metrics, chaos=self.chaos)
             self.metrics.watch_connections(self.worker.sender.open_connections)
         self.helpers: Helpers | None = None
         wanted = config.server.smtp_processes - 1
@@ -113,6 +113,12 @@ class Relay:
         self._web_socket: socket.socket | None = None
         self._stopping = asyncio.Event()
         self._starting: asyncio.Future[None] | None = None
+
+    def _listener(self, lc: ListenerConfig, authenticator: Authenticator) -> Listener:
+        """The listener of `lc`, with its handler (and its chaos, when on)."""
+        chaos = StageChaos(self.chaos, lc.name) if self.chaos is not None else None
+        handler = Handler(self.config, lc, self.store, chaos)
+        return Listener(lc, self.config.server, handler, authenticator, self.metrics, chaos)
 
     @property
     def web_address(self) -> tuple[str, int]:
@@ -198,7 +204,7 @@ class Relay:
 
         web = self.config.web
         self._web_socket = _bind(web.host, web.port, "web UI", web.reuse_port)
-        app = create_app(self.config, self.store, self.metrics, self.problems)
+        app = create_app(self.config, self.store, self.metrics, self.problems, self.chaos)
         self._web = _WebServer(
             uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
         )

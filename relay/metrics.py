@@ -10,9 +10,11 @@ store at each scrape, so they are right however many processes share the databas
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from relay.status import Status
 from relay.store import Store
@@ -36,6 +38,29 @@ def result_of(reply: str) -> str:
     if reply.startswith("2"):
         return ACCEPTED
     return FAILED if reply.startswith("4") else REJECTED
+
+
+ChaosHits = Callable[[], Iterable[tuple[str, str, str, int]]]
+"""(rule, leg, stage, hits) of every chaos rule (relay.chaos.Chaos.hits)."""
+
+
+class _ChaosHits(Collector):
+    """relay_chaos_hits_total, read from the rules at each scrape (they come and go)."""
+
+    def __init__(self, hits: ChaosHits) -> None:
+        self.hits = hits
+
+    def collect(self) -> Iterator[Metric]:
+        """One sample per rule, trigger and the X-Relay-Chaos header."""
+        family = CounterMetricFamily(
+            "relay_chaos_hits",
+            "Times each chaos rule fired, by rule (its id; mailpit-sender, mailpit-recipient,"
+            " mailpit-authentication; header), leg and stage.",
+            labels=["rule", "leg", "stage"],
+        )
+        for rule, leg, stage, count in self.hits():
+            family.add_metric([rule, leg, stage], count)
+        yield family
 
 
 class Metrics:
@@ -128,6 +153,10 @@ class Metrics:
     def watch_sessions(self, listener: str, count: Callable[[], int]) -> None:
         """Report `count()` as the open SMTP sessions of `listener` at each scrape."""
         self.smtp_sessions.labels(listener).set_function(count)
+
+    def watch_chaos(self, hits: ChaosHits) -> None:
+        """Report the chaos rules' hits at each scrape (only when chaos is on)."""
+        self.registry.register(_ChaosHits(hits))
 
     # --- hooks for the delivery worker ----------------------------------------------
 

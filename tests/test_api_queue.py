@@ -293,6 +293,7 @@ async def test_deliveries_list_each_recipient_with_its_attempts(sqlite_store: St
             "Code": 451,
             "Enhanced": "4.7.1",
             "Text": "Greylisted for 60 seconds",
+            "Injected": False,
         }
     ]
     assert rows["b3@other.example"]["Status"] == "held"

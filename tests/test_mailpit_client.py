@@ -12,11 +12,14 @@ import json
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
+from relay.config import ChaosConfig
 from tests import mail
-from tests.support import RunningRelay
+from tests.support import RunningRelay, make_config
 from tests.test_capture import send
 
 JS = Path(__file__).parent / "js"
@@ -95,3 +98,60 @@ def test_mailpit_api_client_tags_and_checks(relay: RunningRelay) -> None:
         "Error": "no spamd is configured ([checks] spamassassin)",
         "Rules": [],
     }
+
+
+def run_chaos_script(relay: RunningRelay) -> dict[str, Any]:
+    """What tests/js/mailpit_chaos.mjs saw, driving `relay`'s chaos triggers."""
+    assert NODE is not None
+    result = subprocess.run(
+        [NODE, str(JS / "mailpit_chaos.mjs"), relay.web_url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=JS,
+    )
+    assert result.returncode == 0, result.stderr
+    seen: dict[str, Any] = json.loads(result.stdout)
+    return seen
+
+
+def trigger(code: int, probability: int) -> dict[str, int]:
+    """A Mailpit ChaosTrigger."""
+    return {"ErrorCode": code, "Probability": probability}
+
+
+def test_mailpit_api_client_gets_and_sets_the_chaos_triggers(tmp_path: Path) -> None:
+    """mailpit-api's getChaosTriggers/setChaosTriggers: Mailpit's defaults, a PUT that
+    resets the triggers it omits, Mailpit's refusals (which change nothing), `{}` resets;
+    the Sender trigger then fails MAIL FROM for an SMTP client."""
+    config = make_config(f"sqlite+aiosqlite:///{tmp_path / 'r.db'}", chaos=ChaosConfig(True))
+    relay = RunningRelay(config).start()
+    try:
+        seen = run_chaos_script(relay)
+        defaults = {
+            "Sender": trigger(451, 0),
+            "Recipient": trigger(451, 0),
+            "Authentication": trigger(535, 0),
+        }
+        assert seen["initial"] == defaults
+        assert seen["setSender"] == {**defaults, "Sender": trigger(452, 100)} == seen["afterSet"]
+        recipient = {**defaults, "Recipient": trigger(451, 30), "Authentication": trigger(454, 0)}
+        assert seen["setRecipient"] == recipient == seen["afterBad"]
+        assert "400" in seen["badCode"]["thrown"]
+        assert "error code must be between 400 and 599" in seen["badCode"]["thrown"]
+        assert "probability must be between 0 and 100" in seen["badProbability"]["thrown"]
+        assert seen["reset"] == defaults
+        httpx.put(relay.web_url + "/api/v1/chaos", json={"Sender": trigger(452, 100)})
+        with relay.smtp() as client:
+            client.ehlo()
+            assert client.mail("app@example.com") == (452, b"4.0.0 Chaos sender error")
+    finally:
+        relay.stop()
+
+
+def test_mailpit_api_client_is_told_when_chaos_is_off(relay: RunningRelay) -> None:
+    """Chaos off: the client's chaos calls fail with Mailpit's 400 "Chaos is not enabled"."""
+    seen = run_chaos_script(relay)
+    for name in ("initial", "setSender", "reset"):
+        assert "400" in seen[name]["thrown"], seen[name]
+        assert "Chaos is not enabled" in seen[name]["thrown"], seen[name]

@@ -326,3 +326,37 @@ async def test_revision_0006_adds_the_destinations_state_to_mail_already_queued(
     assert [(s.key, s.tokens, s.booked_until) for s in batch.states] == [
         ("relay:smarthost", 0.0, 1030.0)
     ]
+
+
+async def test_revision_0007_marks_every_earlier_attempt_as_real(db_url: str) -> None:
+    """attempt.injected (chaos drills) comes in false for the attempts already recorded,
+    on both backends, and goes away on downgrade."""
+    await at_revision(db_url, "0006")
+    await run(
+        db_url,
+        "INSERT INTO message (id, received_at, mail_from, size, subject, from_header,"
+        " to_header, cc_header, message_id_header, attachments, snippet, listener, peer,"
+        " helo, tls, read) VALUES ('01J0000000000000000000TEST', 1.0, 'a@example.com', 1,"
+        " '', '', '', '', '', 0, '', 'smtp', '127.0.0.1', '', false, false)",
+    )
+    await run(
+        db_url,
+        "INSERT INTO recipient (id, message_id, address, address_key, domain, route, status,"
+        " attempts, updated_at) VALUES (1, '01J0000000000000000000TEST', 'b@example.org',"
+        " 'b@example.org', 'example.org', 'relay:up', 'deferred', 1, 1.0)",
+    )
+    await run(
+        db_url,
+        "INSERT INTO attempt (recipient_id, started_at, duration, host, code, text)"
+        " VALUES (1, 1.0, 0.5, 'mx.example.org:25', 451, 'try later')",
+    )
+    db = Database(StorageConfig(url=db_url))
+    await db.upgrade()
+    await db.close()
+    async with open_store(db_url) as store:
+        [attempt] = await store.timeline.attempts("01J0000000000000000000TEST")
+        assert (attempt.code, attempt.injected) == (451, False)
+        await store.db.downgrade("0006")
+        async with store.db.reader.connect() as conn:
+            columns = await conn.run_sync(lambda c: inspect(c).get_columns("attempt"))
+        assert "injected" not in {column["name"] for column in columns}

@@ -14,6 +14,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from relay.chaos import Chaos
 from relay.config import Config
 from relay.metrics import Metrics
 from relay.store import Store
@@ -52,10 +53,15 @@ def csrf_key(secret: str) -> bytes | None:
 
 
 def create_app(
-    config: Config, store: Store, metrics: Metrics | None = None, ready: Readiness | None = None
+    config: Config,
+    store: Store,
+    metrics: Metrics | None = None,
+    ready: Readiness | None = None,
+    chaos: Chaos | None = None,
 ) -> Starlette:
     """The web app for `config`, reading and acting on `store`; /metrics shows `metrics`
-    and /readyz asks `ready` (without it: whether the database answers)."""
+    and /readyz asks `ready` (without it: whether the database answers); the chaos API
+    changes `chaos` (None: chaos is off, and the API says so)."""
     tokens = CsrfTokens(csrf_key(config.web.secret))
     app = Starlette(
         routes=[
@@ -96,6 +102,7 @@ def create_app(
     app.state.store = store
     app.state.metrics = metrics or Metrics()
     app.state.ready = ready
+    app.state.chaos = chaos
     app.state.started = time.monotonic()
     app.state.templates = make_templates(HERE / "templates")
     app.state.structures = Structures()

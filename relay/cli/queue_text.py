@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     )
 
 REPLY_WIDTH = 60
+INJECTED = "(injected by chaos)"
+"""The HOST of an attempt a chaos rule made: nothing was sent, no upstream answered."""
 
 
 def reply(code: int | None, enhanced: str | None, text: str | None, width: int = 0) -> str:
@@ -199,6 +201,7 @@ def message_data(row: MessageRow, timeline: list[RecipientTimeline]) -> dict[str
                         "code": a.code,
                         "enhanced": a.enhanced,
                         "text": a.text,
+                        "injected": a.injected,
                     }
                     for a in r.history
                 ],
@@ -234,8 +237,8 @@ def render_message(row: MessageRow, timeline: list[RecipientTimeline], now: floa
         header=["ID", "STATUS", "ROUTE", "TRIES", "NEXT TRY", "ADDRESS"],
     )
     attempts = [
-        [r.address, iso_time(a.started_at), a.host or "-", f"{a.duration:.1f}s",
-         reply(a.code, a.enhanced, a.text)]
+        [r.address, iso_time(a.started_at), INJECTED if a.injected else a.host or "-",
+         f"{a.duration:.1f}s", reply(a.code, a.enhanced, a.text)]
         for r in timeline
         for a in r.history
     ]  # fmt: skip

@@ -59,7 +59,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     helper = args.smtp_helper is not None
     try:
         config = with_overrides(
-            _load(args.config), smtp=args.smtp, web=args.web, db=args.db, roles=args.role
+            _load(args.config),
+            smtp=args.smtp,
+            web=args.web,
+            db=args.db,
+            roles=args.role,
+            chaos=args.chaos,
         )
         if helper:
             config = as_helper(resolved(config))
@@ -103,6 +108,11 @@ def add_parser(sub: Any) -> None:
         "--role",
         metavar="ROLES",
         help="what this process runs, comma-separated among smtp,web,delivery (default: all)",
+    )
+    serve.add_argument(
+        "--chaos",
+        action="store_true",
+        help="enable chaos ([chaos] enabled = true): its rules fire and its API answers",
     )
     # Internal: how a primary starts its SMTP helpers ([server] smtp_processes).
     serve.add_argument("--smtp-helper", type=int, metavar="N", help=argparse.SUPPRESS)

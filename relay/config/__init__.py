@@ -11,6 +11,7 @@ else. Callers import from here and need not know the split:
     web.py         [web]                    storage.py    [storage]
     delivery.py    [[route]], [upstream.NAME], [mx], [delivery]
     checks.py      [checks]                 root.py       Config, one field per section
+    chaos.py       [chaos], [[chaos.rule]]: failures on purpose
     tags.py        [tags], [[tag]]
     loading.py     file + environment → Config, and its warnings
     resolution.py  "auto" settings decided, the `relay serve` flags applied
@@ -19,6 +20,7 @@ else. Callers import from here and need not know the split:
 
 from __future__ import annotations
 
+from relay.config.chaos import ChaosConfig, ChaosMatch, ChaosRuleConfig, parse_rule
 from relay.config.checks import ChecksConfig
 from relay.config.delivery import (
     ConnectionSettings,
@@ -44,6 +46,9 @@ __all__ = [
     "MAX_SMTP_PROCESSES",
     "ROLES",
     "AuthConfig",
+    "ChaosConfig",
+    "ChaosMatch",
+    "ChaosRuleConfig",
     "ChecksConfig",
     "Config",
     "ConnectionSettings",
@@ -64,6 +69,7 @@ __all__ = [
     "config_warnings",
     "load_config",
     "parse_roles",
+    "parse_rule",
     "resolved",
     "split_hostport",
     "tls_mode",

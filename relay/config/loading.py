@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from relay.config.chaos import check_rule
 from relay.config.dkim import load_keys
 from relay.config.env import apply_env, upstream_secrets
 from relay.config.limits import inherit_mx_limits
@@ -64,6 +65,8 @@ def load_config(path: str | Path | None, env: Mapping[str, str] | None = None) -
         for name, upstream in config.upstream.items()
     }
     check_ca_file("mx.ca_file", config.mx.ca_file, source)
+    for i, chaos_rule in enumerate(config.chaos.rule):
+        check_rule(chaos_rule, source, f"chaos.rule[{i}].")
     keys = types.MappingProxyType(load_keys(config.dkim, source))
     config = dataclasses.replace(config, upstream=types.MappingProxyType(upstreams), dkim=keys)
     return resolved(dataclasses.replace(config, source=source))

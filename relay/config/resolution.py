@@ -65,6 +65,14 @@ def resolved(config: Config) -> Config:
             "true while smtp_processes is 1 (no process would accept SMTP)",
             "false",
         )
+    if config.chaos.enabled and server.smtp_processes > 1:
+        raise ConfigError(
+            config.source,
+            "chaos.enabled",
+            "false while [server] smtp_processes is more than 1 (chaos rules and their"
+            " counters live in one process)",
+            "true",
+        )
     if server.smtp_processes > 1 and "smtp" in server.roles:
         for i, lc in enumerate(listeners):
             if lc.port == 0:
@@ -96,9 +104,12 @@ def with_overrides(
     web: str | None = None,
     db: str | None = None,
     roles: str | None = None,
+    chaos: bool = False,
 ) -> Config:
     """Apply the `relay serve` flags, which win over the file and the environment."""
     source = "command line"
+    if chaos:
+        config = dataclasses.replace(config, chaos=dataclasses.replace(config.chaos, enabled=True))
     if roles is not None:
         try:
             chosen = parse_roles(roles)

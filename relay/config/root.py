@@ -6,6 +6,7 @@ import types
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from relay.config.chaos import ChaosConfig
 from relay.config.checks import ChecksConfig
 from relay.config.delivery import DeliveryConfig, MxConfig, RouteConfig, UpstreamConfig
 from relay.config.dkim import DkimConfig
@@ -36,6 +37,7 @@ class Config:
     tags: TagsConfig = TagsConfig()
     tag: tuple[TagRule, ...] = ()
     dkim: Mapping[str, DkimConfig] = field(default_factory=lambda: types.MappingProxyType({}))
+    chaos: ChaosConfig = ChaosConfig()
     source: str = field(default="<defaults>", metadata={"internal": True})
 
     @property

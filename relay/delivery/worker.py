@@ -27,9 +27,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from relay import address, ingest
+from relay.chaos import Chaos
 from relay.clock import Clock, SystemClock
 from relay.config import Config
-from relay.delivery import dsn, retry
+from relay.delivery import drills, dsn, retry
 from relay.delivery.lanes import Lanes
 from relay.delivery.mx import MxResolver
 from relay.delivery.recorder import Recorder
@@ -92,9 +93,11 @@ class Worker:
         resolver: MxResolver | None = None,
         rng: random.Random | None = None,
         metrics: Metrics | None = None,
+        chaos: Chaos | None = None,
     ) -> None:
         self.config = config
         self.metrics = metrics
+        self.chaos = chaos  # delivery-leg drills; None when chaos is off
         self.policy = config.delivery
         self.store = store
         self.clock: Clock = clock or SystemClock()
@@ -231,7 +234,7 @@ class Worker:
         settings = self.sender.settings(first.destination)
         for chunk in _chunks(g.claims, settings.max_recipients):
             try:
-                await self._send(chunk, raw)
+                await self._attempt(chunk, raw)
             except Exception:
                 log.exception("could not record the delivery of %s", first.message_id)
                 await self._give_back([c.id for c in chunk])
@@ -253,6 +256,18 @@ class Worker:
         for claim in claims:
             self._in_flight.pop(claim.id, None)
 
+    async def _attempt(self, chunk: Sequence[Claim], raw: bytes) -> None:
+        """Send `chunk`; with chaos on, the recipients a delivery rule fires for get its
+        injected reply instead, and nothing is sent for them (relay/delivery/drills.py)."""
+        if self.chaos is not None:
+            drilled, chunk = drills.split(self.chaos, chunk)
+            if drilled:
+                sent = Sent("", [reply for _, reply in drilled])
+                claims = [claim for claim, _ in drilled]
+                await self._record(claims, raw, sent, self.clock.now(), 0.0, injected=True)
+        if chunk:
+            await self._send(chunk, raw)
+
     async def _send(self, chunk: Sequence[Claim], raw: bytes) -> None:
         first = chunk[0]
         async with self.lanes.turn(first.destination):
@@ -272,23 +287,26 @@ class Worker:
         await self._record(chunk, raw, sent, started, duration)
 
     async def _record(
-        self, chunk: Sequence[Claim], raw: bytes, sent: Sent, started: float, duration: float
+        self,
+        chunk: Sequence[Claim],
+        raw: bytes,
+        sent: Sent,
+        started: float,
+        duration: float,
+        injected: bool = False,
     ) -> None:
-        """Decide each recipient's fate from its reply, bounce, record, count and log."""
+        """Decide each recipient's fate from its reply (`injected`: a chaos drill's, nothing
+        was sent), bounce, record, count and log."""
         first = chunk[0]
         now = self.clock.now()
         results: list[Result] = []
         failures: list[dsn.Failure] = []
         for claim, reply in zip(chunk, sent.replies, strict=True):
+            spread = self.rng.uniform(-1.0, 1.0)
             verdict = retry.decide(
-                reply,
-                claim.attempts + 1,
-                claim.received_at,
-                now,
-                self.policy,
-                self.rng.uniform(-1.0, 1.0),
+                reply, claim.attempts + 1, claim.received_at, now, self.policy, spread
             )
-            results.append(_result(claim, verdict, reply, sent.host, started, duration))
+            results.append(_result(claim, verdict, reply, sent.host, started, duration, injected))
             if verdict.gave_up:
                 log.warning("%s to=<%s>: giving up, too old", claim.message_id, claim.address)
             if verdict.status is Status.FAILED:
@@ -303,12 +321,13 @@ class Worker:
         if self.metrics is not None:
             outcomes = Counter(result.status.value for result in results)
             self.metrics.delivery_attempt(str(first.destination), dict(outcomes), duration)
+        via = "chaos (injected, nothing sent)" if injected else sent.host or first.destination.route
         for claim, result in zip(chunk, results, strict=True):
             log.info(
                 "%s to=<%s> via %s: %s (%s)",
                 result.message_id,
                 claim.address,
-                sent.host or first.destination.route,
+                via,
                 result.status.value,
                 " ".join(str(p) for p in (result.code, result.enhanced, result.text) if p),
             )
@@ -398,6 +417,7 @@ def _result(
     host: str,
     started: float,
     duration: float,
+    injected: bool,
 ) -> Result:
     return Result(
         recipient_id=claim.id,
@@ -410,4 +430,5 @@ def _result(
         host=host,
         started_at=started,
         duration=duration,
+        injected=injected,
     )

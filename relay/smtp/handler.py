@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
@@ -16,6 +15,7 @@ from relay.address import sendable
 from relay.config import Config, ListenerConfig
 from relay.ingest import Origin, protocol, submit
 from relay.smtp import replies
+from relay.smtp.chaos import StageChaos, auth_user
 from relay.smtp.fixups import missing_headers
 from relay.smtp.policy import RecipientPolicy
 from relay.store import Store
@@ -55,8 +55,15 @@ class Handler:
         """The hooks aiosmtpd looks for (see `hook_names`)."""
         return hook_names(type(self), ("handle_", "auth_"))
 
-    def __init__(self, config: Config, listener: ListenerConfig, store: Store) -> None:
+    def __init__(
+        self,
+        config: Config,
+        listener: ListenerConfig,
+        store: Store,
+        chaos: StageChaos | None = None,
+    ) -> None:
         self.config = config
+        self.chaos = chaos  # None when chaos is off
         self.listener = listener
         self.hostname = config.server.host_name
         self.store = store
@@ -74,6 +81,8 @@ class Handler:
         """Accept the sender unless it holds characters no address may hold."""
         if not sendable(address):
             return replies.BAD_SENDER
+        if self.chaos is not None and (reply := await self.chaos.at(server, "mail", address)):
+            return reply
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return replies.MAIL_OK
@@ -90,6 +99,10 @@ class Handler:
         (relay.smtp.policy)."""
         if not sendable(address):
             return replies.BAD_RECIPIENT
+        if self.chaos is not None and (
+            reply := await self.chaos.at(server, "rcpt", envelope.mail_from, (address,))
+        ):
+            return reply
         verdict = self.policy.check(
             address, peer_ip(session), bool(session.authenticated), len(envelope.rcpt_tos)
         )
@@ -108,7 +121,7 @@ class Handler:
             listener=self.listener.name,
             peer=peer_ip(session),
             helo=session.host_name or "",
-            auth_user=_auth_user(session),
+            auth_user=auth_user(session),
             tls=tls,
             protocol=protocol(session.extended_smtp, tls, authenticated, envelope.smtp_utf8),
             may_relay=True,  # the recipient policy has already judged each RCPT
@@ -137,13 +150,3 @@ class Handler:
         if self.fix_up:
             content = missing_headers(content, self.hostname, time.time()) + content
         return content
-
-
-def _auth_user(session: Session) -> str | None:
-    data: Any = session.auth_data
-    if not session.authenticated or data is None:
-        return None
-    login = getattr(data, "login", data)
-    if isinstance(login, bytes):
-        return login.decode("utf-8", errors="replace")
-    return str(login)

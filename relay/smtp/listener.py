@@ -20,6 +20,7 @@ from relay.errors import StartupError
 from relay.metrics import Metrics
 from relay.smtp import replies
 from relay.smtp.auth import Authenticator
+from relay.smtp.chaos import StageChaos
 from relay.smtp.handler import Handler
 from relay.smtp.session import Session, say_and_close
 
@@ -68,9 +69,11 @@ class Listener:
         handler: Handler,
         authenticator: Authenticator,
         metrics: Metrics | None = None,
+        chaos: StageChaos | None = None,
     ) -> None:
         self.config = config
         self.metrics = metrics
+        self.chaos = chaos  # its sessions' chaos; None when chaos is off
         self.server_config = server
         self.handler = handler
         self.authenticator = authenticator

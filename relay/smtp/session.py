@@ -17,8 +17,6 @@ import contextlib
 import logging
 import re
 from collections.abc import Callable
-from email._header_value_parser import get_addr_spec, get_angle_addr
-from email.errors import HeaderParseError
 from typing import TYPE_CHECKING, Any, cast
 
 from aiosmtpd.smtp import (
@@ -34,8 +32,10 @@ from aiosmtpd.smtp import Session as AioSession
 
 from relay.metrics import result_of
 from relay.smtp import replies
+from relay.smtp.chaos import HANG_UP_WAIT
 from relay.smtp.data import read_data, reader_limit
 from relay.smtp.handler import hook_names, peer_ip
+from relay.smtp.paths import parse_path
 
 if TYPE_CHECKING:
     from relay.smtp.listener import Listener
@@ -46,12 +46,6 @@ _NOT_IN_A_REPLY = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
 
 PROGRESS_EVERY = 1.0
 """Seconds between pushes of the DATA timeout while data keeps coming."""
-
-_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
-_DOT_ATOM = rf"{_ATOM}(?:\.{_ATOM})*"
-# "<local@domain> PARAMS" with dot-atoms only: email's parser gives the same address, and
-# the rest without the blanks before it (a comment there is left to the parser).
-_SIMPLE_PATH = re.compile(rf"[ \t]*<({_DOT_ATOM}@{_DOT_ATOM})>[ \t]*(.*)", re.DOTALL)
 
 
 def say_and_close(transport: asyncio.BaseTransport, reply: str) -> None:
@@ -110,6 +104,7 @@ class Session(SMTP):
         self.refused = False
         self.greeted = False  # the 220 went out (see eof_received)
         self.line_length_limit = reader_limit(self.config.max_line_length)
+        self.chaos = listener.chaos  # None when chaos is off: one check per stage
         super().__init__(*args, authenticator=_pass_on, **kwargs)
         self._auth_require_tls = False  # checked in smtp_AUTH, where implicit TLS counts
 
@@ -158,6 +153,21 @@ class Session(SMTP):
                 "cipher": transport.get_extra_info("cipher"),
                 "peercert": transport.get_extra_info("peercert"),
             }
+
+    async def _handle_client(self) -> None:
+        """aiosmtpd's session, after chaos at the connect stage (a reply instead of the
+        greeting closes the connection)."""
+        if self.chaos is not None and (reply := await self.chaos.at(self, "connect")):
+            await self.close_with(reply)
+            return
+        await super()._handle_client()
+
+    async def hang_up(self) -> None:
+        """Close the connection without a reply (chaos's disconnect). The connection's loss
+        cancels the session's task, this one with it, so nothing is said after."""
+        if self.transport is not None:
+            self.transport.close()
+        await asyncio.sleep(HANG_UP_WAIT)
 
     def connection_lost(self, exc: Exception | None) -> None:
         """Forget the session; the listener's drain waits for this."""
@@ -240,6 +250,9 @@ class Session(SMTP):
         if not hostname:
             await self.push(replies.EHLO_SYNTAX)
             return
+        if self.chaos is not None and (refusal := await self.chaos.at(self, "helo")):
+            await self.push(refusal)
+            return
         self.envelope = self._create_envelope()  # EHLO resets the transaction
         self.state().extended_smtp = True
         self.state().host_name = hostname
@@ -257,6 +270,13 @@ class Session(SMTP):
         lines.append("HELP")
         reply = [f"250-{line}" for line in lines[:-1]] + [f"250 {lines[-1]}"]
         await self.push("\r\n".join(reply))
+
+    async def smtp_HELO(self, hostname: str) -> None:
+        """aiosmtpd's HELO, after chaos at the helo stage."""
+        if hostname and self.chaos is not None and (reply := await self.chaos.at(self, "helo")):
+            await self.push(reply)
+            return
+        await super().smtp_HELO(hostname)
 
     @property
     def offers_auth(self) -> bool:
@@ -329,6 +349,10 @@ class Session(SMTP):
         credentials = result.auth_data
         if not isinstance(credentials, LoginPassword):
             return result  # the client aborted, or sent bad base64: already answered
+        if self.chaos is not None:
+            login = credentials.login.decode("utf-8", "replace")
+            if refusal := await self.chaos.at(self, "auth", user=login):
+                return AuthResult(success=False, handled=False, message=refusal)
         client = peer_ip(self.state())
         user = await self.listener.authenticator.check(
             credentials.login, credentials.password, client
@@ -338,28 +362,8 @@ class Session(SMTP):
         return AuthResult(success=True, auth_data=user)
 
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
-        """The address of MAIL FROM:/RCPT TO: and the rest of the line, as aiosmtpd parses
-        them, with a short way for the usual `<local@domain>`; aiosmtpd's own defines a
-        class on every call, which costs more than the parse."""
-        if not arg:
-            return "", ""
-        simple = _SIMPLE_PATH.fullmatch(arg)
-        if simple is not None and not simple[2].startswith("("):
-            address, rest = simple[1], simple[2]
-        else:
-            try:
-                if arg.lstrip().startswith("<"):
-                    angle, rest = get_angle_addr(arg)
-                    address = str(angle.addr_spec)
-                else:
-                    spec, rest = get_addr_spec(arg)
-                    address = str(spec.addr_spec)
-            except HeaderParseError:
-                return None, None
-        local = address.rpartition("@")[0]
-        if self.local_part_limit and len(local) > self.local_part_limit:
-            return None, None
-        return address, rest
+        """The address of MAIL FROM:/RCPT TO: and the rest of the line (relay.smtp.paths)."""
+        return parse_path(arg, self.local_part_limit)
 
     async def smtp_MAIL(self, arg: str | None) -> None:
         """Refuse new transactions while draining."""
@@ -377,6 +381,9 @@ class Session(SMTP):
             return
         if arg:
             await self.push(replies.DATA_SYNTAX)
+            return
+        if self.chaos is not None and (reply := await self._chaos_at_data()):
+            await self.push(reply)
             return
         await self.push(replies.START_DATA)
         self.in_data = True
@@ -401,13 +408,26 @@ class Session(SMTP):
         else:
             self.current().content = self.current().original_content = data.content
             del data  # the envelope holds the message alone: the handler hands it on
-            status = await self._call_handler_hook("DATA")
+            status = await self._stored_or_refused()
         if self.listener.metrics is not None:
             self.listener.metrics.received(self.config.name, result_of(status), size)
         self.envelope = self._create_envelope()
         await self.push(status)
         if self.listener.draining:
             await self.close_with(replies.SHUTTING_DOWN)
+
+    async def _chaos_at_data(self) -> str | None:
+        assert self.chaos is not None
+        envelope = self.current()
+        return await self.chaos.at(self, "data", envelope.mail_from, tuple(envelope.rcpt_tos))
+
+    async def _stored_or_refused(self) -> str:
+        """The handler's reply (stored: 250), unless chaos at data-end refuses first."""
+        if self.chaos is not None and (refusal := await self.chaos.data_end(self, self.current())):
+            self.current().content = self.current().original_content = None
+            return refusal
+        status: str = await self._call_handler_hook("DATA")
+        return status
 
     def _data_progress(self) -> Callable[[], None]:
         """A callback that pushes the DATA timeout back at most once per PROGRESS_EVERY."""

@@ -66,6 +66,7 @@ class Result:
     host: str
     started_at: float
     duration: float
+    injected: bool = False  # made by a chaos rule, nothing sent (relay/delivery/drills.py)
 
 
 _LEASE = (
@@ -376,6 +377,7 @@ def _record(conn: Connection, owner: str, results: Sequence[Result], now: float)
                 "code": r.code,
                 "enhanced": r.enhanced or None,
                 "text": r.text,
+                "injected": r.injected,
             }
             for r in results
         ],

@@ -30,6 +30,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 NAMING_CONVENTION = {
@@ -127,6 +128,8 @@ attempt = Table(
     Column("code", Integer, nullable=True),
     Column("enhanced", String(16), nullable=True),
     Column("text", Text, nullable=False, default=""),
+    # Made by a chaos rule of the delivery leg, not by an upstream: nothing was sent; since 0006.
+    Column("injected", Boolean, nullable=False, default=False, server_default=false()),
 )
 Index("ix_attempt_recipient", attempt.c.recipient_id)
 

@@ -24,6 +24,7 @@ class AttemptRow:
     code: int | None
     enhanced: str | None
     text: str
+    injected: bool  # made by a chaos rule of the delivery leg: nothing was sent
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ async def _attempts(
             attempt.c.code,
             attempt.c.enhanced,
             attempt.c.text,
+            attempt.c.injected,
         )
         .join(recipient, recipient.c.id == attempt.c.recipient_id)
         .where(where)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.routing import BaseRoute, Route
 
 from web import ops
-from web.api import checks, info, message, messages, openapi, queue, send, tags, wait
+from web.api import chaos, checks, info, message, messages, openapi, queue, send, tags, wait
 
 V1 = "/api/v1"
 
@@ -41,6 +41,12 @@ def routes() -> list[BaseRoute]:
         Route(f"{V1}/send", send.send, methods=["POST"]),
         Route(f"{V1}/wait", wait.wait_for_message, methods=["GET"]),
         Route(f"{V1}/openapi.json", openapi.openapi, methods=["GET"]),
+        Route(f"{V1}/chaos", chaos.get_triggers, methods=["GET"]),
+        Route(f"{V1}/chaos", chaos.set_triggers, methods=["PUT"]),
+        Route(f"{V1}/chaos/rules", chaos.list_rules, methods=["GET"]),
+        Route(f"{V1}/chaos/rules", chaos.add_rule, methods=["POST"]),
+        Route(f"{V1}/chaos/rules", chaos.delete_rules, methods=["DELETE"]),
+        Route(f"{V1}/chaos/rules/{{ID}}", chaos.delete_rule, methods=["DELETE"]),
         Route("/view/{ID}.html", message.view_html, methods=["GET"]),
         Route("/view/{ID}.txt", message.view_text, methods=["GET"]),
         Route("/metrics", ops.metrics, methods=["GET"]),

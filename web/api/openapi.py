@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from relay import __version__
-from web.api import openapi_checks, openapi_queue
+from web.api import openapi_chaos, openapi_checks, openapi_queue
 from web.api.info import INFO
 from web.api.oas import BAD as _BAD
 from web.api.oas import JSON, schemas
@@ -200,7 +200,7 @@ PATHS: JSON = {
             "summary": "Wait until a message matching a search is stored (long poll)",
             "parameters": [
                 _query("query", "Search (docs/api.md); empty: any message"),
-                _query("timeout", "Seconds to wait (default 30, at most 300)", "integer"),
+                _query("timeout", "Seconds to wait (default 30, at most 300)", "number"),
                 _query("after", "Only messages stored after this message ID"),
             ],
             "responses": {
@@ -256,9 +256,14 @@ DOCUMENT: JSON = {
         " (wait for a message, the delivery queue, searches on check results)."
         " docs/api.md lists every difference from Mailpit.",
     },
-    "paths": {**PATHS, **openapi_checks.PATHS, **openapi_queue.PATHS},
+    "paths": {**PATHS, **openapi_checks.PATHS, **openapi_queue.PATHS, **openapi_chaos.PATHS},
     "components": {
-        "schemas": {**SCHEMAS, **openapi_checks.SCHEMAS, **openapi_queue.SCHEMAS},
+        "schemas": {
+            **SCHEMAS,
+            **openapi_checks.SCHEMAS,
+            **openapi_queue.SCHEMAS,
+            **openapi_chaos.SCHEMAS,
+        },
         "securitySchemes": {
             "basic": {"type": "http", "scheme": "basic"},
             "bearer": {"type": "http", "scheme": "bearer"},

@@ -24,6 +24,7 @@ from relay.store import (
 )
 from relay.store.shape import COLUMNS as SHAPE_COLUMNS
 from web.api.oas import (
+    BOOLEAN,
     COUNTS,
     INTEGER,
     JSON,
@@ -205,9 +206,10 @@ ATTEMPT: Shape[AttemptRow] = Shape(
         Field("Code", NULLABLE_INT, lambda a: a.code),
         Field("Enhanced", NULLABLE_TEXT, lambda a: a.enhanced),
         Field("Text", STRING, lambda a: a.text),
+        Field("Injected", BOOLEAN, lambda a: a.injected),
     ),
 )
-"""One delivery attempt."""
+"""One delivery attempt; Injected: made by a chaos rule, nothing sent, no upstream's reply."""
 
 DELIVERY: Shape[RecipientTimeline] = Shape(
     "Delivery",
