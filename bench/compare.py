@@ -1,6 +1,6 @@
 """Compare: relay and a throwaway Postfix side by side, in one run, with ratios.
 
-    sudo .venv/bin/python -m bench.compare [--rounds 5]
+    sudo .venv/bin/python -m bench.compare [--rounds 3]
 
 The ingest scenarios of bench.ingest, run on relay, Postfix (its own config, queue and
 log under a temporary directory, listening on a loopback port only, relaying to an
@@ -18,7 +18,7 @@ from bench import runner
 
 def main(argv: list[str] | None = None) -> int:
     """Run the comparison and print its table."""
-    return runner.main(__doc__ or "", argv, with_postfix=True, rounds=5)
+    return runner.main(__doc__ or "", argv, with_postfix=True, rounds=3)
 
 
 if __name__ == "__main__":

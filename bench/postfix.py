@@ -4,13 +4,16 @@ Everything lives under one temporary directory: its own config directory (main.c
 master.cf written here), queue and data directories, and log file. It listens on one
 loopback port only (inet_interfaces = 127.0.0.1, smtpd bound to 127.0.0.1:PORT), relays
 everything to a relayhost on loopback (an smtp-sink), and is stopped and deleted at the end.
-It needs root (Postfix's master starts as root and drops to the `postfix` user) and the
-Debian package `postfix`; the system-wide instance is never started or touched.
+Its master.cf is the Debian package's stock one (chroot and process limits as shipped)
+with only the smtpd listener moved to the loopback port. It needs root (Postfix's master
+starts as root and drops to the `postfix` user) and the Debian package `postfix`; the
+system-wide instance is never started or touched.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -19,30 +22,21 @@ from pathlib import Path
 POSTFIX = "/usr/sbin/postfix"
 QUEUES = ("maildrop", "incoming", "active", "deferred", "hold")
 
-# Chroot off (the temporary queue is not a chroot jail), the services Postfix 3.x needs.
-MASTER_CF = """\
-127.0.0.1:{port} inet n - n - - smtpd
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-proxywrite unix -       -       n       -       1       proxymap
-smtp      unix  -       -       n       -       -       smtp
-relay     unix  -       -       n       -       -       smtp
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-"""
+STOCK_MASTER_CF = Path("/etc/postfix/master.cf")
+"""The master.cf the Debian package installs: used as it is, but for the listener."""
+CHROOT_FILES = ("localtime", "hosts", "host.conf", "nsswitch.conf", "resolv.conf", "services")
+"""What Debian's start script copies into the chroot of its services (the queue directory)."""
+
+
+def master_cf(port: int, stock: Path = STOCK_MASTER_CF) -> str:
+    """The package's stock master.cf with its smtpd listener moved to 127.0.0.1:`port`
+    (chroot and process limits as shipped)."""
+    text = stock.read_text()
+    listener = re.compile(r"(?m)^smtp(\s+inet\s)")
+    if len(listener.findall(text)) != 1:
+        raise RuntimeError(f"{stock} has no single `smtp inet` listener line")
+    return listener.sub(lambda m: f"127.0.0.1:{port}{m.group(1)}", text)
+
 
 MAIN_CF = """\
 compatibility_level = 3.6
@@ -73,7 +67,7 @@ biff = no
 
 def available() -> str | None:
     """None when a throwaway Postfix can run here, else why not."""
-    if not os.path.exists(POSTFIX):
+    if not os.path.exists(POSTFIX) or not STOCK_MASTER_CF.exists():
         return "postfix is not installed (apt-get install postfix: see bench/README.md)"
     if os.geteuid() != 0:
         return "a throwaway Postfix instance needs root"
@@ -115,7 +109,12 @@ class Postfix:
         for name in ("spool", "data"):
             (self.root / name).mkdir()
         shutil.chown(self.root / "data", "postfix")
-        (self.config_dir / "master.cf").write_text(MASTER_CF.format(port=self.port))
+        (self.config_dir / "master.cf").write_text(master_cf(self.port))
+        chroot_etc = self.root / "spool" / "etc"
+        chroot_etc.mkdir(parents=True)
+        for name in CHROOT_FILES:
+            if os.path.exists(f"/etc/{name}"):
+                shutil.copy(f"/etc/{name}", chroot_etc / name)
         (self.config_dir / "main.cf").write_text(
             MAIN_CF.format(root=self.root, relay_port=self.relay_port)
         )

@@ -20,7 +20,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import load, postfix, servers
+from bench import fair, load, postfix, servers
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,7 @@ def measure(
         order = targets[round_no % len(targets) :] + targets[: round_no % len(targets)]
         for scenario in scenarios:
             for server in order:
+                ready(targets)
                 cpu_before = servers.process_tree_cpu(server.pid)
                 run = send(server.port, scenario.sessions, messages, size, scenario.keep_open)
                 server.settle()
@@ -90,10 +91,37 @@ def measure(
                 )
         for server in order:
             if latency_messages:
+                ready(targets)
                 latency = load.sequential_latency(server.port, latency_messages, size)
                 server.settle()
                 results.latency[server.name].append(latency)
     return results
+
+
+def ready(targets: list[servers.Server]) -> None:
+    """Before a measured run: every server has finished its leftover work (Postfix's
+    queue drained, relay's indexer done) and the machine is idle."""
+    for target in targets:
+        target.settle()
+    fair.wait_idle(t.pid for t in targets)
+
+
+def ingest_targets(results: Results, names: list[str], scenarios: list[Scenario]) -> str:
+    """Issue 20's target 1 for capture ingest, beside relay's ratio to Postfix with 32
+    sessions (relay: the shipped configuration)."""
+    wanted = {False: 3.0, True: 4.5}
+    rows: list[fair.Target] = []
+    for keep_open, limit in wanted.items():
+        scenario = Scenario(32, keep_open)
+        value = None
+        if {"relay", "postfix"} <= set(names) and scenario in scenarios:
+            value = statistics.median(results.rates["relay"][scenario]) / statistics.median(
+                results.rates["postfix"][scenario]
+            )
+        what = f"ingest, 32 sessions, {scenario.label.split(', ')[1]}: relay / Postfix"
+        rows.append(fair.Target(what, value, ">=", limit, "x"))
+    title = "targets (issue 20, target 1: relay as shipped, medians of the alternating rounds)"
+    return fair.targets_table(title, rows)
 
 
 def report(results: Results, names: list[str], scenarios: list[Scenario]) -> str:
@@ -173,8 +201,9 @@ def parser(description: str, rounds: int) -> argparse.ArgumentParser:
     p.add_argument("--db-url", help="relay's database (default: a fresh SQLite file)")
     p.add_argument(
         "--smtp-processes",
-        default="1,2",
-        help="relay's [server] smtp_processes to run, comma-separated (1,2: relay and relay-2p)",
+        default="shipped",
+        help="relays to run, comma-separated: shipped (relay.toml as shipped: relay) or a"
+        " number of [server] smtp_processes (2: relay-2p); default shipped",
     )
     p.add_argument("--only", help="comma-separated servers to run (default: all available)")
     p.add_argument("--json", type=Path, help="also write every figure to this file")
@@ -204,11 +233,14 @@ def main(description: str, argv: list[str] | None, with_postfix: bool, rounds: i
         work = Path(tmp)
         work.chmod(0o755)  # Postfix's processes run as the postfix user
         targets: list[servers.Server] = []
-        for count in (int(n) for n in args.smtp_processes.split(",")):
-            relay_dir = work / f"relay-{count}"
+        for choice in args.smtp_processes.split(","):
+            count = None if choice == "shipped" else int(choice)
+            relay_dir = work / f"relay-{choice}"
             relay_dir.mkdir()
             targets.append(
-                servers.Relay(relay_dir, event_loop=loop, db_url=args.db_url, smtp_processes=count)
+                servers.Relay(
+                    relay_dir, event_loop=args.loop, db_url=args.db_url, smtp_processes=count
+                )
             )
         targets.append(servers.NullSMTP(event_loop=loop))
         if servers.smtp_sink_available():
@@ -243,6 +275,9 @@ def main(description: str, argv: list[str] | None, with_postfix: bool, rounds: i
             )
     print()
     print(report(results, names, scenarios))
+    print()
+    print(ingest_targets(results, names, scenarios))
+    print(fair.IDLE.summary())
     if args.json:
         args.json.write_text(json.dumps(as_json(results, names, scenarios), indent=2))
     return 0

@@ -18,7 +18,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from bench import postfix
+from bench import fair, postfix
 
 HOST = "127.0.0.1"
 SMTP_SINK = "/usr/sbin/smtp-sink"
@@ -137,9 +137,10 @@ class Server:
 
 
 class Relay(Server):
-    """relay serve, capture mode, into a fresh SQLite file (synchronous = full), with
-    `smtp_processes` processes accepting SMTP (the first one too unless `smtp_in_primary`
-    is false)."""
+    """relay serve with the shipped relay.toml (capture mode), into a fresh SQLite file;
+    `smtp_processes` None keeps the shipped setting (named relay), a number sets it
+    (named relay-Np; the first process accepts SMTP too unless `smtp_in_primary` is
+    false, relay-Np-h)."""
 
     name = "relay"
 
@@ -148,7 +149,7 @@ class Relay(Server):
         workdir: Path,
         event_loop: str = "auto",
         db_url: str | None = None,
-        smtp_processes: int = 1,
+        smtp_processes: int | None = None,
         smtp_in_primary: bool = True,
     ) -> None:
         super().__init__()
@@ -156,7 +157,7 @@ class Relay(Server):
         self.event_loop = event_loop
         self.smtp_processes = smtp_processes
         self.smtp_in_primary = smtp_in_primary
-        if smtp_processes > 1:
+        if smtp_processes is not None:
             self.name = f"relay-{smtp_processes}p"  # its helpers' CPU counts as its own
             if not smtp_in_primary:
                 self.name += "-h"  # only the helpers accept SMTP
@@ -164,27 +165,29 @@ class Relay(Server):
         self.web_port = free_port()
 
     def config_text(self) -> str:
-        """The relay.toml of the run."""
-        return (
-            "[server]\n"
-            'log_level = "warning"\n'
-            f'event_loop = "{self.event_loop}"\n'
-            f"smtp_processes = {self.smtp_processes}\n"
-            f"smtp_in_primary = {str(self.smtp_in_primary).lower()}\n"
-            "[[listener]]\n"
-            f'address = "{HOST}:{self.port}"\n'
-            "[web]\n"
-            f'address = "{HOST}:{self.web_port}"\n'
-            "[storage]\n"
-            f'url = "{self.db_url}"\n'
+        """The relay.toml of the run: the shipped one, with this run's addresses and
+        database, and only the [server] keys this variant changes."""
+        server: dict[str, object] = {}
+        if self.event_loop != "auto":
+            server["event_loop"] = self.event_loop
+        if self.smtp_processes is not None:
+            server["smtp_processes"] = self.smtp_processes
+        if not self.smtp_in_primary:
+            server["smtp_in_primary"] = False
+        return fair.shipped_config(
+            f"{HOST}:{self.port}", f"{HOST}:{self.web_port}", self.db_url, server
         )
 
+    def settle(self) -> None:
+        """Wait until relay has done what the run left (its search indexer): that work
+        is billed to relay, not to whichever server runs next."""
+        fair.wait_quiet(self.pid)
+
     def start(self) -> None:
-        """Start relay; with helpers, wait for its web port too, which opens after they
-        all accept mail."""
+        """Start relay and wait for its web port too, which opens after its helpers (if
+        any) all accept mail."""
         super().start()
-        if self.smtp_processes > 1:
-            wait_http(f"http://{HOST}:{self.web_port}/healthz")
+        wait_http(f"http://{HOST}:{self.web_port}/healthz")
 
     def command(self) -> list[str]:
         """relay serve with a config file written for the run."""
