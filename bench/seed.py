@@ -39,8 +39,9 @@ COMMON_WORD = "invoice"
 LARGE_SIZE = 1024 * 1024
 
 
-def _message_rows(n: int, start: float) -> dict[str, list[dict[str, Any]]]:
-    rng = random.Random(n)
+def _message_rows(n: int, start: float, size: int = 0) -> dict[str, list[dict[str, Any]]]:
+    """Rows of `n` messages; bodies of 80 to 400 words, or of about `size` bytes."""
+    rng = random.Random(n + int(start))
     rows: dict[str, list[dict[str, Any]]] = {"message": [], "raw": [], "text": [], "rcpt": []}
     for i in range(n):
         when = start + i * 0.5
@@ -48,7 +49,8 @@ def _message_rows(n: int, start: float) -> dict[str, list[dict[str, Any]]]:
         subject = " ".join(rng.choices(WORDS, k=5)).capitalize() + f" #{i}"
         sender = f"app{i % 7}@example.com"
         to = f"user{i % 5000}@example.org"
-        body = " ".join(rng.choices(WORDS, k=rng.randint(80, 400)))
+        words = int(size / 7.8) if size else rng.randint(80, 400)  # 7.8: a word, a space
+        body = " ".join(rng.choices(WORDS, k=words))
         if i % 10_000 == 0:
             body += f" {RARE_WORD}"
         raw = f"From: {sender}\r\nTo: {to}\r\nSubject: {subject}\r\n\r\n{body}\r\n".encode()
@@ -72,22 +74,24 @@ def _message_rows(n: int, start: float) -> dict[str, list[dict[str, Any]]]:
                 "message_id": mid, "address": to, "address_key": to, "domain": "example.org",
                 "route": "capture" if status == "captured" else "relay:smarthost",
                 "status": status, "attempts": 0 if status == "captured" else 1,
-                "updated_at": when,
+                "updated_at": when, "next_attempt_at": when + 86400 * 30
+                if status == "deferred" else None,
             }
         )  # fmt: skip
     return rows
 
 
-async def seed(store: Store, count: int, batch: int = 2000) -> float:
+async def seed(store: Store, count: int, batch: int = 2000, size: int = 0) -> float:
     """Insert `count` messages received over the last `count` seconds (one in 10,000 with
-    RARE_WORD in its body); return the seconds it took. Runs ANALYZE on PostgreSQL, as
+    RARE_WORD in its body; of about `size` bytes each, 0: 0.6 to 3 KB); deferred ones
+    are due in 30 days. Return the seconds it took. Runs ANALYZE on PostgreSQL, as
     autovacuum would shortly after a bulk load."""
     started = time.perf_counter()
     start = time.time() - count
     done = 0
     while done < count:
         n = min(batch, count - done)
-        rows = _message_rows(n, start + done * 0.5)
+        rows = _message_rows(n, start + done * 0.5, size)
         async with store.db.writer.begin() as conn:
             await conn.execute(insert(message), rows["message"])
             await conn.execute(insert(message_raw), rows["raw"])
