@@ -14,7 +14,7 @@ from relay.config.durations import parse_duration
 from relay.config.settings import build
 from relay.errors import ConfigError
 from relay.status import Status
-from relay.store import NewMessage, NewRecipient, Store
+from relay.store import NewMessage, NewRecipient, Store, retention
 from tests.support import RunningRelay, make_config
 
 DAY = 86400.0
@@ -83,7 +83,6 @@ async def test_limit_unreachable_while_the_queue_owns_the_rest(store: Store) -> 
 
 async def test_batches_cover_more_than_one_transaction(store: Store) -> None:
     """More old messages than one batch are all pruned."""
-    from relay.store import retention
 
     old = [await add(store, 10 * DAY, Status.CAPTURED) for _ in range(7)]
     gone = await retention.prune_older_than(store.db, NOW - DAY, batch=3)
@@ -137,3 +136,20 @@ def test_running_relay_prunes_in_the_background(sqlite_url: str) -> None:
         assert running.count() == 1
     finally:
         running.stop()
+
+
+def test_the_pace_of_deletes_keeps_each_transaction_short() -> None:
+    """A delete transaction over the budget halves the next one's size; one well under
+    it doubles it, never beyond the most asked for nor below one message."""
+    pace = retention.Pace(500)
+    assert pace.size == 50
+    pace.took(retention.BUDGET * 3)
+    assert pace.size == 25
+    for _ in range(10):
+        pace.took(retention.BUDGET * 3)
+    assert pace.size == 1
+    for _ in range(20):
+        pace.took(retention.BUDGET / 10)
+    assert pace.size == 500
+    pace.took(retention.BUDGET * 0.75)  # within the budget: kept
+    assert pace.size == 500
