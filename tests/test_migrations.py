@@ -360,3 +360,10 @@ async def test_revision_0007_marks_every_earlier_attempt_as_real(db_url: str) ->
         async with store.db.reader.connect() as conn:
             columns = await conn.run_sync(lambda c: inspect(c).get_columns("attempt"))
         assert "injected" not in {column["name"] for column in columns}
+
+
+def test_the_head_read_from_the_revision_files_is_alembics() -> None:
+    """The head revision found from the files' revision lines (no Alembic import) is the
+    one Alembic finds."""
+    migrate.head.cache_clear()
+    assert migrate.head() == migrate.scripts().get_current_head()
