@@ -100,11 +100,13 @@ def database(pg: str | None, workdir: Path) -> Iterator[str]:
         asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-async def fill(url: str, count: int) -> dict[str, Any]:
-    """Seed and index; the raw bytes stored and the queued recipients as they are."""
+async def fill(url: str, count: int, seeded: bool = False) -> dict[str, Any]:
+    """Seed and index (unless `seeded`); the raw bytes stored and the queued recipients."""
     store = Store(StorageConfig(url=url))
     await store.open()
     try:
+        if seeded:
+            return {"raw": await raw_bytes(store), "queued": await queued(store)}
         seconds = await seed(store, count, batch=5000, size=SIZE)
         print(
             f"seeded {count:,} messages in {seconds:.0f} s ({count / seconds:,.0f}/s)", flush=True
@@ -195,7 +197,9 @@ def serve_and_read(url: str, workdir: Path, runs: int) -> dict[str, float]:
     relay.start()  # returns once /healthz answers
     figures = {"start": time.perf_counter() - started}
     try:
-        with httpx.Client(base_url=f"http://{servers.HOST}:{relay.web_port}") as client:
+        with httpx.Client(
+            base_url=f"http://{servers.HOST}:{relay.web_port}", timeout=300
+        ) as client:
             figures["list"] = timed_fetch(client, "/", runs)
             figures["search"] = timed_fetch(client, f"/?q={COMMON_WORD}", runs)
             figures["api"] = timed_fetch(client, "/api/v1/messages?limit=50", runs)
@@ -261,7 +265,7 @@ def prune_under_ingest(url: str, workdir: Path, count: int) -> dict[str, float]:
     try:
         with (
             ingesting(relay.port) as latencies,
-            httpx.Client(base_url=f"http://{servers.HOST}:{relay.web_port}") as client,
+            httpx.Client(base_url=f"http://{servers.HOST}:{relay.web_port}", timeout=300) as client,
         ):
             while total_messages(client) > keep + len(latencies) + 100:
                 if time.perf_counter() - started > 3600:
@@ -301,9 +305,11 @@ def report(count: int, figures: dict[str, float], kind: str) -> str:
     return fair.targets_table(title, rows) + "\n" + extra
 
 
-def run(url: str, workdir: Path, count: int, runs: int, prune: bool) -> dict[str, float]:
-    """Every measurement of target 3 on `url`."""
-    seeded = asyncio.run(fill(url, count))
+def run(
+    url: str, workdir: Path, count: int, runs: int, prune: bool, reuse: bool = False
+) -> dict[str, float]:
+    """Every measurement of target 3 on `url` (`reuse`: it is seeded already)."""
+    seeded = asyncio.run(fill(url, count, reuse))
     figures = serve_and_read(url, workdir, runs)
     size = files_size(workdir) if url.startswith("sqlite") else asyncio.run(size_on_disk(url))
     figures["ratio"] = size / max(1, seeded["raw"])
@@ -326,13 +332,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pg", help="a PostgreSQL URL: a fresh database is made beside it")
     p.add_argument("--runs", type=int, default=7, help="timed fetches per page (7)")
     p.add_argument("--no-prune", action="store_true", help="skip the retention run")
+    p.add_argument(
+        "--keep",
+        type=Path,
+        help="SQLite: seed into DIR/relay.db and keep it; a later run with the same DIR and"
+        " --no-prune measures it again without seeding",
+    )
     args = p.parse_args(argv)
     print(f"machine: {machine()}", flush=True)
-    with tempfile.TemporaryDirectory(prefix="relay-scale-") as tmp:
-        workdir = Path(tmp)
-        with database(args.pg, workdir) as url:
-            kind = "PostgreSQL" if args.pg else "SQLite"
-            figures = run(url, workdir, args.count, args.runs, not args.no_prune)
+    kind = "PostgreSQL" if args.pg else "SQLite"
+    if args.keep and not args.pg:
+        args.keep.mkdir(parents=True, exist_ok=True)
+        reuse = (args.keep / "relay.db").exists()
+        url = f"sqlite+aiosqlite:///{args.keep.resolve() / 'relay.db'}"
+        figures = run(url, args.keep, args.count, args.runs, not args.no_prune, reuse)
+    else:
+        with tempfile.TemporaryDirectory(prefix="relay-scale-") as tmp:
+            workdir = Path(tmp)
+            with database(args.pg, workdir) as url:
+                figures = run(url, workdir, args.count, args.runs, not args.no_prune)
     print()
     print(report(args.count, figures, kind))
     return 0
