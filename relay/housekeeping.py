@@ -29,7 +29,10 @@ class Retention:
     async def run_once(self) -> int:
         """Prune now; return how many messages went."""
         gone = await self.store.prune(
-            self.storage.max_messages, self.storage.max_age_seconds, time.time()
+            self.storage.max_messages,
+            self.storage.max_age_seconds,
+            time.time(),
+            stopping=self._stop.is_set,
         )
         if gone:
             self.metrics.pruned.inc(len(gone))
@@ -54,7 +57,8 @@ class Retention:
             self._task = asyncio.create_task(self._loop(), name="retention")
 
     async def stop(self) -> None:
-        """Stop the task, letting a run in progress finish its batch."""
+        """Stop the task, letting a run in progress finish its transaction (a prune of a
+        large backlog stops between two short transactions, not at its end)."""
         if self._task is None:
             return
         self._stop.set()

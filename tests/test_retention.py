@@ -89,6 +89,17 @@ async def test_batches_cover_more_than_one_transaction(store: Store) -> None:
     assert sorted(gone) == sorted(old)
 
 
+async def test_a_stopping_server_stops_a_long_prune_between_transactions(store: Store) -> None:
+    """Once the server is stopping, a prune of a backlog ends after the transaction in
+    progress and leaves the rest for the next run (Ctrl-C is not held up by it)."""
+    old = [await add(store, 10 * DAY, Status.CAPTURED) for _ in range(7)]
+    gone = await retention.prune_older_than(store.db, NOW - DAY, batch=3, stopping=lambda: True)
+    assert len(gone) == 3
+    assert await remaining(store) == set(old) - set(gone)
+    beyond = await retention.prune_beyond(store.db, 1, batch=2, stopping=lambda: True)
+    assert len(beyond) == 2
+
+
 @pytest.mark.parametrize(
     ("text", "seconds"),
     [("7d", 7 * DAY), ("12h", 43200), ("30m", 1800), ("45s", 45), ("3600", 3600), ("1w", 604800)],

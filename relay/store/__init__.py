@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 
 from relay.config import StorageConfig
 from relay.status import Status
@@ -203,14 +203,21 @@ class Store:
         changed, None when no message has it."""
         return self._changed(await self.tags.delete(name))
 
-    async def prune(self, max_messages: int, max_age: float, now: float) -> list[str]:
+    async def prune(
+        self,
+        max_messages: int,
+        max_age: float,
+        now: float,
+        stopping: Callable[[], bool] = lambda: False,
+    ) -> list[str]:
         """Retention: delete done-with mail older than `max_age` seconds (0: no age limit)
-        and the oldest beyond `max_messages` (0: no limit); announce each that went."""
+        and the oldest beyond `max_messages` (0: no limit), in short transactions until
+        done or `stopping()`; announce each that went."""
         gone: list[str] = []
         if max_age > 0:
-            gone += await retention.prune_older_than(self.db, now - max_age)
-        if max_messages > 0:
-            gone += await retention.prune_beyond(self.db, max_messages)
+            gone += await retention.prune_older_than(self.db, now - max_age, stopping=stopping)
+        if max_messages > 0 and not stopping():
+            gone += await retention.prune_beyond(self.db, max_messages, stopping=stopping)
         self._gone(gone)
         return gone
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 
 from sqlalchemy import ColumnElement, delete, exists, func, or_, select
 
@@ -99,11 +99,20 @@ def _older(cutoff: float, statuses: Collection[str] | None) -> list[ColumnElemen
     return conditions
 
 
+def _never() -> bool:
+    return False
+
+
 async def prune_older_than(
-    db: Database, cutoff: float, batch: int = BATCH, statuses: Collection[str] | None = None
+    db: Database,
+    cutoff: float,
+    batch: int = BATCH,
+    statuses: Collection[str] | None = None,
+    stopping: Callable[[], bool] = _never,
 ) -> list[str]:
     """Delete prunable messages received before `cutoff` (epoch seconds), only those whose
-    derived status is one of `statuses` when given (a subset of DONE); return their ids."""
+    derived status is one of `statuses` when given (a subset of DONE); return their ids.
+    Stops between two transactions once `stopping()` says so (the server is stopping)."""
     if statuses is not None and not set(statuses) <= set(DONE):
         raise ValueError(f"only {', '.join(DONE)} mail can be pruned")
     gone: list[str] = []
@@ -111,7 +120,7 @@ async def prune_older_than(
     while True:
         done, finished = await _delete_paced(db, pace, batch, *_older(cutoff, statuses))
         gone.extend(done)
-        if finished:
+        if finished or stopping():
             return gone
 
 
@@ -125,9 +134,12 @@ async def count_older_than(
         return int(result.scalar_one())
 
 
-async def prune_beyond(db: Database, max_messages: int, batch: int = BATCH) -> list[str]:
+async def prune_beyond(
+    db: Database, max_messages: int, batch: int = BATCH, stopping: Callable[[], bool] = _never
+) -> list[str]:
     """Delete the oldest prunable messages while more than `max_messages` are stored
-    (counted once per pass, not per transaction: a count of a million rows is not free)."""
+    (counted once per pass, not per transaction: a count of a million rows is not free);
+    stop between two transactions once `stopping()` says so."""
     gone: list[str] = []
     pace = Pace(batch)
     while True:
@@ -142,3 +154,5 @@ async def prune_beyond(db: Database, max_messages: int, batch: int = BATCH) -> l
             excess -= len(done)
             if finished and excess > 0:
                 return gone  # what is left beyond the limit is still in the queue
+            if stopping():
+                return gone
