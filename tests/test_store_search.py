@@ -106,6 +106,17 @@ async def test_search_finds_exactly_these(
     await check_search(store, q, base, expected)
 
 
+@pytest.mark.parametrize(("q", "base", "expected"), CASES, ids=[f"{c[0]}|{c[1]}" for c in CASES])
+async def test_search_finds_the_same_when_every_term_counts_as_common(
+    store: Store, q: str, base: Filter | None, expected: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same messages when every term found at all counts as common (`FEW` 1), so
+    that each message's text is checked as the newest-first scan reaches it (on
+    PostgreSQL instead of the ids the trigram index found)."""
+    monkeypatch.setattr(search, "FEW", 1)
+    await check_search(store, q, base, expected)
+
+
 @pytest.mark.parametrize(
     ("indexed", "few"),
     [(3, search.FEW), (6, search.FEW), (3, 2), (6, 2)],
