@@ -12,7 +12,7 @@ else. Callers import from here and need not know the split:
     delivery.py    [[route]], [upstream.NAME], [mx], [delivery]
     checks.py      [checks]                 root.py       Config, one field per section
     chaos.py       [chaos], [[chaos.rule]]: failures on purpose
-    tags.py        [tags], [[tag]]
+    tags.py        [tags], [[tag]]            events.py     [[webhook]], [suppression]
     loading.py     file + environment → Config, and its warnings
     resolution.py  "auto" settings decided, the `relay serve` flags applied
     values.py      value checks the sections share; dburl.py, durations.py: typed values
@@ -32,6 +32,7 @@ from relay.config.delivery import (
     UpstreamConfig,
     tls_mode,
 )
+from relay.config.events import EVENTS, SuppressionConfig, WebhookConfig
 from relay.config.listeners import AuthConfig, ListenerConfig, TLSConfig
 from relay.config.loading import config_warnings, load_config
 from relay.config.resolution import parse_roles, resolved, with_overrides
@@ -43,6 +44,9 @@ from relay.config.values import split_hostport
 from relay.config.web import WebConfig
 
 __all__ = [
+    "EVENTS",
+    "SuppressionConfig",
+    "WebhookConfig",
     "MAX_SMTP_PROCESSES",
     "ROLES",
     "AuthConfig",

@@ -13,7 +13,7 @@ from typing import Any
 
 from relay.config.chaos import check_rule
 from relay.config.dkim import load_keys
-from relay.config.env import apply_env, upstream_secrets
+from relay.config.env import apply_env, upstream_secrets, webhook_secret
 from relay.config.limits import inherit_mx_limits
 from relay.config.resolution import resolved
 from relay.config.root import Config
@@ -68,7 +68,10 @@ def load_config(path: str | Path | None, env: Mapping[str, str] | None = None) -
     for i, chaos_rule in enumerate(config.chaos.rule):
         check_rule(chaos_rule, source, f"chaos.rule[{i}].")
     keys = types.MappingProxyType(load_keys(config.dkim, source))
-    config = dataclasses.replace(config, upstream=types.MappingProxyType(upstreams), dkim=keys)
+    hooks = tuple(webhook_secret(i, hook, env, source) for i, hook in enumerate(config.webhook))
+    config = dataclasses.replace(
+        config, upstream=types.MappingProxyType(upstreams), dkim=keys, webhook=hooks
+    )
     return resolved(dataclasses.replace(config, source=source))
 
 

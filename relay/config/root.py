@@ -10,6 +10,7 @@ from relay.config.chaos import ChaosConfig
 from relay.config.checks import ChecksConfig
 from relay.config.delivery import DeliveryConfig, MxConfig, RouteConfig, UpstreamConfig
 from relay.config.dkim import DkimConfig
+from relay.config.events import SuppressionConfig, WebhookConfig
 from relay.config.listeners import AuthConfig, ListenerConfig, TLSConfig
 from relay.config.server import ServerConfig
 from relay.config.storage import StorageConfig
@@ -38,6 +39,8 @@ class Config:
     tag: tuple[TagRule, ...] = ()
     dkim: Mapping[str, DkimConfig] = field(default_factory=lambda: types.MappingProxyType({}))
     chaos: ChaosConfig = ChaosConfig()
+    webhook: tuple[WebhookConfig, ...] = ()
+    suppression: SuppressionConfig = SuppressionConfig()
     source: str = field(default="<defaults>", metadata={"internal": True})
 
     @property
