@@ -17,6 +17,7 @@ from relay.chaos import Chaos
 from relay.config import ROLES, Config, ListenerConfig, resolved
 from relay.delivery.worker import Worker
 from relay.errors import StartupError
+from relay.events.worker import EventSender
 from relay.housekeeping import Retention
 from relay.metrics import Metrics
 from relay.processes import Helpers, PrimaryLink
@@ -68,6 +69,7 @@ class Relay:
         self.config = config
         self.roles = frozenset(config.server.roles)
         self.store = Store(config.storage)
+        self.store.configure(config.webhook, config.suppression)
         self.metrics = Metrics()
         # Off: no Chaos at all, and every stage's check for it is all it costs.
         self.chaos = Chaos(config.chaos) if config.chaos.enabled else None
@@ -88,6 +90,10 @@ class Relay:
             self.retention = Retention(config.storage, self.store, self.metrics)
             self.worker = Worker(config, self.store, metrics=self.metrics, chaos=self.chaos)
             self.metrics.watch_connections(self.worker.sender.open_connections)
+        # Webhooks are sent where delivery runs; any process may write their events.
+        self.events: EventSender | None = None
+        if "delivery" in self.roles and config.webhook:
+            self.events = EventSender(config.webhook, self.store)
         self.helpers: Helpers | None = None
         wanted = config.server.smtp_processes - 1
         if helper_command is not None and wanted > 0 and "smtp" in self.roles:
@@ -135,6 +141,8 @@ class Relay:
                 await self.store.listen()  # other processes' changes (PostgreSQL)
             if self.worker is not None:
                 await self.worker.start()
+            if self.events is not None:
+                await self.events.start()
             if self.link is not None:
                 await self.link.start()
             if self.listeners:
@@ -227,6 +235,7 @@ class Relay:
             *([self.store.indexer.stop()] if self.store.indexer is not None else []),
             *(listener.stop(timeout) for listener in self.listeners),
             *([self.worker.stop(timeout)] if self.worker is not None else []),
+            *([self.events.stop()] if self.events is not None else []),
         )
         self.store.events.close()  # ends the web UI's event streams, so that it can stop
         if self._web is not None and self._web_task is not None:

@@ -45,8 +45,6 @@ from relay.config.web import WebConfig
 
 __all__ = [
     "EVENTS",
-    "SuppressionConfig",
-    "WebhookConfig",
     "MAX_SMTP_PROCESSES",
     "ROLES",
     "AuthConfig",
@@ -63,6 +61,7 @@ __all__ = [
     "RouteConfig",
     "ServerConfig",
     "StorageConfig",
+    "SuppressionConfig",
     "TLSConfig",
     "TagRule",
     "TagsConfig",
@@ -70,6 +69,7 @@ __all__ = [
     "TlsSetting",
     "UpstreamConfig",
     "WebConfig",
+    "WebhookConfig",
     "config_warnings",
     "load_config",
     "parse_roles",

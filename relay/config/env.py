@@ -61,7 +61,9 @@ def upstream_secrets(
     return dataclasses.replace(upstream, password=password)
 
 
-def webhook_secret(index: int, hook: WebhookConfig, env: Mapping[str, str], source: str) -> WebhookConfig:
+def webhook_secret(
+    index: int, hook: WebhookConfig, env: Mapping[str, str], source: str
+) -> WebhookConfig:
     """Check one [[webhook]] and fill in its signing secret from the environment."""
     key = f"webhook[{index}]"
     if not hook.url:

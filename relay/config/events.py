@@ -41,7 +41,7 @@ def check_positive(value: float) -> str | None:
 
 def check_age(value: str) -> str | None:
     """A check: a duration, not empty."""
-    return check_duration(value) if value else "a duration such as \"24h\""
+    return check_duration(value) if value else 'a duration such as "24h"'
 
 
 @dataclass(frozen=True)

@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+import dataclasses
+from collections.abc import Collection, Iterable, Sequence
 
-from relay.config import StorageConfig
+from relay.config import StorageConfig, SuppressionConfig, WebhookConfig
 from relay.status import Status
 from relay.store import retention
 from relay.store.accepted import NewMessage, NewRecipient, message_rows
@@ -21,6 +22,7 @@ from relay.store.indexer import Indexer
 from relay.store.messages import MessageRow, Messages, Page, RecipientRow
 from relay.store.migrate import SchemaState
 from relay.store.notices import Notices
+from relay.store.outbox import Outbox
 from relay.store.queue import Claim, Queue, Result
 from relay.store.queue_view import (
     Group,
@@ -33,8 +35,10 @@ from relay.store.queue_view import (
 )
 from relay.store.search import Filter
 from relay.store.shape import WAITING, QueueShape, ShapeRow, shape
+from relay.store.suppressions import Suppressed, Suppressions
 from relay.store.tags import Tags
 from relay.store.timeline import AttemptRow, RecipientTimeline, Timeline
+from relay.store.webhooks import EventRow, HookAttempt, HookStats, Outgoing, Webhooks
 
 __all__ = [
     "Actions",
@@ -45,14 +49,19 @@ __all__ = [
     "Database",
     "ErrorKey",
     "Event",
+    "EventRow",
     "Events",
     "Filter",
     "Group",
+    "HookAttempt",
+    "HookStats",
     "Indexer",
     "Kind",
     "MessageRow",
     "NewMessage",
     "NewRecipient",
+    "Outbox",
+    "Outgoing",
     "Page",
     "Paused",
     "Queue",
@@ -70,7 +79,10 @@ __all__ = [
     "SchemaState",
     "ShapeRow",
     "Store",
+    "Suppressed",
+    "Suppressions",
     "Tags",
+    "Webhooks",
 ]
 
 
@@ -90,9 +102,12 @@ class Store:
         self.events = Events()
         self.messages = Messages(self.db)
         self.timeline = Timeline(self.db)
-        self.queue = Queue(self.db, self.events)
+        self.outbox = Outbox()
+        self.suppressions = Suppressions(self.db, self.events, self.outbox)
+        self.webhooks = Webhooks(self.db)
+        self.queue = Queue(self.db, self.events, self.suppressions)
         self.queue_view = QueueView(self.db)
-        self.actions = Actions(self.db, self.events)
+        self.actions = Actions(self.db, self.events, self.outbox)
         self.tags = Tags(self.db)
         self.checks = Checks(self.db)
         self.committer = GroupCommit(self.db)
@@ -100,6 +115,11 @@ class Store:
         self.indexer = Indexer(self.db, self.committer) if self.db.is_sqlite else None
         self.notices: Notices | None = None
         self.fresh = FreshRaw()
+
+    def configure(self, webhooks: Sequence[WebhookConfig], suppression: SuppressionConfig) -> None:
+        """Raise events for these [[webhook]] tables, suppress as [suppression] says."""
+        self.outbox.configure(webhooks)
+        self.suppressions.settings = suppression
 
     async def open(self) -> None:
         """Check the schema: create it in an empty database, upgrade it when allowed
@@ -122,7 +142,11 @@ class Store:
         Messages that arrive together share one transaction (group commit); this returns
         only after the commit that holds `new`, so the caller may answer 250.
         """
-        await self.committer.add(message_rows(new))
+        rows = message_rows(new)
+        events = self.outbox.received(new)
+        if events:
+            rows = dataclasses.replace(rows, events=events)
+        await self.committer.add(rows)
         due = any(r.status is Status.QUEUED for r in new.recipients)
         if due:
             self.fresh.put(new.id, new.raw)

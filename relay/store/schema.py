@@ -214,9 +214,7 @@ webhook_attempt = Table(
     "webhook_attempt",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column(
-        "event_id", Integer, ForeignKey("webhook_event.id", ondelete="CASCADE"), nullable=False
-    ),
+    Column("event_id", Integer, ForeignKey("webhook_event.id", ondelete="CASCADE"), nullable=False),
     Column("started_at", Float, nullable=False),
     Column("duration", Float, nullable=False),
     # The receiver's HTTP status, None when it did not answer (refused, timed out).
