@@ -4,9 +4,13 @@ address failed or held without the upstream hearing of it, its `failed` event, e
 from __future__ import annotations
 
 import dataclasses
+import json
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import pytest
 
@@ -170,3 +174,32 @@ def _failure(recipient_id: int, message_id: str, injected: bool) -> Result:
         next_attempt_at=None, code=550, enhanced="5.1.1", text="No such user", host="",
         started_at=time.time(), duration=0.0, injected=injected, address=A,
     )  # fmt: skip
+
+
+def relay_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run `python -m relay ARGS` in `cwd`."""
+    return subprocess.run(
+        [sys.executable, "-m", "relay", *args],
+        capture_output=True, text=True, timeout=60, check=False, cwd=cwd,
+    )  # fmt: skip
+
+
+def test_the_cli_lists_adds_and_removes_addresses(tmp_path: Path) -> None:
+    """`relay suppression add` lists an address (with the config's ttl), `list` shows it
+    (table and JSON), `remove` takes it off; removing it again exits 1, a bad address 2."""
+    (tmp_path / "relay.toml").write_text('[storage]\nurl = "relay.db"\n[suppression]\nttl = "2h"\n')
+    assert relay_cli("db", "upgrade", cwd=tmp_path).returncode == 0
+    added = relay_cli("suppression", "add", A, "--reason", "asked us to stop", cwd=tmp_path)
+    assert added.returncode == 0 and added.stdout.startswith(f"suppressed {A} until 20")
+    listed = relay_cli("suppression", "list", cwd=tmp_path)
+    assert A in listed.stdout and "asked us to stop" in listed.stdout
+    [entry] = json.loads(relay_cli("suppression", "list", "--json", cwd=tmp_path).stdout)
+    assert entry["address"] == A and entry["reason"] == "asked us to stop"
+    assert entry["expires"] is not None
+    assert relay_cli("suppression", "remove", A, cwd=tmp_path).returncode == 0
+    again = relay_cli("suppression", "remove", A, cwd=tmp_path)
+    assert again.returncode == 1 and "not suppressed" in again.stderr
+    assert (
+        relay_cli("suppression", "list", cwd=tmp_path).stdout.strip() == "no suppressed addresses"
+    )
+    assert relay_cli("suppression", "add", "nobody", cwd=tmp_path).returncode == 2
