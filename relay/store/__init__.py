@@ -104,7 +104,7 @@ class Store:
         self.timeline = Timeline(self.db)
         self.outbox = Outbox()
         self.suppressions = Suppressions(self.db, self.events, self.outbox)
-        self.webhooks = Webhooks(self.db)
+        self.webhooks = Webhooks(self.db, self.events)
         self.queue = Queue(self.db, self.events, self.suppressions)
         self.queue_view = QueueView(self.db)
         self.actions = Actions(self.db, self.events, self.outbox)

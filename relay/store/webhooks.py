@@ -19,6 +19,7 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.engine import Connection
 
 from relay.store.database import Database
+from relay.store.events import Event, Events
 from relay.store.outbox import EXPIRED, PENDING, SENT
 from relay.store.schema import webhook_attempt, webhook_event
 
@@ -101,8 +102,9 @@ def _outgoing(r: Any) -> Outgoing:
 class Webhooks:
     """The outbox's rows after they are written."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, events: Events) -> None:
         self.db = db
+        self.events = events
 
     async def take(
         self, urls: Sequence[str], now: float, lease: float, limit: int = 100
@@ -272,8 +274,12 @@ class Webhooks:
                     lease_until=None,
                     done_at=None,
                 )
+                .returning(webhook_event.c.message_id)
             )
-            return bool(done.rowcount)
+            found = list(done.scalars())
+        for message_id in found:  # wakes this process's sender
+            self.events.publish(Event("status", message_id, due=False))
+        return bool(found)
 
     async def release_leases(self) -> int:
         """Forget every lease (SQLite, at start: the process that held them is gone)."""

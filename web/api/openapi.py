@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from relay import __version__
-from web.api import openapi_chaos, openapi_checks, openapi_queue
+from web.api import openapi_chaos, openapi_checks, openapi_hooks, openapi_queue
 from web.api.info import INFO
 from web.api.oas import BAD as _BAD
 from web.api.oas import JSON, schemas
@@ -256,13 +256,20 @@ DOCUMENT: JSON = {
         " (wait for a message, the delivery queue, searches on check results)."
         " docs/api.md lists every difference from Mailpit.",
     },
-    "paths": {**PATHS, **openapi_checks.PATHS, **openapi_queue.PATHS, **openapi_chaos.PATHS},
+    "paths": {
+        **PATHS,
+        **openapi_checks.PATHS,
+        **openapi_queue.PATHS,
+        **openapi_chaos.PATHS,
+        **openapi_hooks.PATHS,
+    },
     "components": {
         "schemas": {
             **SCHEMAS,
             **openapi_checks.SCHEMAS,
             **openapi_queue.SCHEMAS,
             **openapi_chaos.SCHEMAS,
+            **openapi_hooks.SCHEMAS,
         },
         "securitySchemes": {
             "basic": {"type": "http", "scheme": "basic"},
