@@ -18,7 +18,7 @@ from relay.chaos import Chaos
 from relay.config import Config
 from relay.metrics import Metrics
 from relay.store import Store
-from web import api, listing, live, message, pages, queue, release, tags
+from web import api, hooks, listing, live, message, pages, queue, release, tags
 from web.checks import CheckRuns
 from web.ops import Readiness
 from web.rendering import make_templates
@@ -91,6 +91,15 @@ def create_app(
             Route("/queue", queue.queue_page, name="queue"),
             Route("/queue/action", queue.queue_action, methods=["POST"], name="queue_action"),
             Route("/queue/live", queue.queue_live, name="queue_live"),
+            Route("/webhooks", hooks.webhooks_page, name="webhooks"),
+            Route("/webhooks", hooks.webhooks_action, methods=["POST"], name="webhooks_action"),
+            Route("/suppressions", hooks.suppressions_page, name="suppressions"),
+            Route(
+                "/suppressions",
+                hooks.suppressions_action,
+                methods=["POST"],
+                name="suppressions_action",
+            ),
             Route("/healthz", healthz, name="healthz"),
             *api.routes(),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
