@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,6 +31,7 @@ from tests.queueing import (
 from tests.receiver import HANG, Receiver
 from tests.upstream import Upstream
 
+ROOT = Path(__file__).resolve().parent.parent
 SECRET = "s3cret-for-tests"
 A, B = "alice@example.com", "bob@example.com"
 
@@ -124,6 +127,23 @@ async def test_the_signature_verifies_with_the_secret_and_not_without(
     assert signing.verify(SECRET, stamp, post.body, post.headers["x-relay-signature"])
     assert not signing.verify("other", stamp, post.body, post.headers["x-relay-signature"])
     assert not signing.verify(SECRET, stamp, post.body + b" ", post.headers["x-relay-signature"])
+    verify = docs_verify()  # the ten lines docs/webhooks.md shows receivers
+    named = {"X-Relay-Timestamp": stamp, "X-Relay-Signature": post.headers["x-relay-signature"]}
+    assert verify(SECRET, named, post.body)
+    assert not verify("other", named, post.body)
+    assert not verify(SECRET, {**named, "X-Relay-Timestamp": str(int(stamp) - 1)}, post.body)
+
+
+def docs_verify() -> Callable[..., bool]:
+    """The `verify` function of docs/webhooks.md, run as the docs print it."""
+    text = (ROOT / "docs" / "webhooks.md").read_text(encoding="utf-8")
+    [code] = [block for block in text.split("```python\n")[1:] if "def verify" in block]
+    code = code.split("```")[0]
+    assert len(code.strip().splitlines()) <= 10
+    namespace: dict[str, Any] = {}
+    exec(compile(code, "docs/webhooks.md", "exec"), namespace)
+    found: Callable[..., bool] = namespace["verify"]
+    return found
 
 
 @pytest.mark.parametrize("trouble", ["500", "hang", "refused"])
