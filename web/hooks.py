@@ -9,6 +9,7 @@ from typing import Any
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
 
 from relay import address
 from relay.store import HookStats
@@ -85,3 +86,13 @@ async def suppressions_action(request: Request) -> Response:
         )
         await store.suppressions.add(rcpt.strip(), why, time.time())
     return RedirectResponse(str(request.url_for("suppressions")), status_code=303)
+
+
+def routes() -> list[Route]:
+    """The two pages and their forms, for web.app."""
+    return [
+        Route("/webhooks", webhooks_page, name="webhooks"),
+        Route("/webhooks", webhooks_action, methods=["POST"], name="webhooks_action"),
+        Route("/suppressions", suppressions_page, name="suppressions"),
+        Route("/suppressions", suppressions_action, methods=["POST"], name="suppressions_action"),
+    ]
