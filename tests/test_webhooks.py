@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -13,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from relay import routing
 from relay.config import Config, WebhookConfig
 from relay.events import signing
 from relay.events.worker import EventSender
@@ -20,6 +22,7 @@ from relay.status import Status
 from relay.store import EventRow, Store
 from tests import upstream as up
 from tests.queueing import (
+    TO_SMARTHOST,
     new_message,
     open_store,
     raw_message,
@@ -291,3 +294,35 @@ async def test_received_carries_mailpit_summary_fields(sqlite_url: str, receiver
     assert body["Bcc"] == [{"Name": "", "Address": A}]
     assert body["Size"] == len(new.raw) and body["Created"].endswith("Z")
     assert {"Cc", "ReplyTo", "Tags", "Attachments", "Snippet", "Username"} <= body.keys()
+
+
+async def test_a_bounce_raises_bounced_after_failed(
+    db_url: str, receiver: Receiver, upstream: Upstream
+) -> None:
+    """A 5xx with bounces on (`dsn`) raises `failed` then `bounced` for the recipient."""
+    config = with_hooks(db_url, upstream.port, hook(receiver.url, events=("failed", "bounced")))
+    config = dataclasses.replace(config, delivery=dataclasses.replace(config.delivery, dsn=True))
+    upstream.script(A, up.RCPT_554)
+    async with delivering(config) as (store, _sender):
+        new = new_message([A])
+        await store.add_message(new)
+        await receiver.until(lambda r: len(r.events()) == 2)
+    failed, bounced = receiver.events()
+    assert (failed["event"], bounced["event"]) == ("failed", "bounced")
+    assert failed["message"]["id"] == bounced["message"]["id"] == new.id
+    assert bounced["attempt"]["code"] == 554 and bounced["recipient"]["status"] == "failed"
+
+
+async def test_releasing_captured_mail_raises_released(db_url: str) -> None:
+    """Captured mail released to an address raises `released` for that recipient."""
+    hooks = (hook("http://127.0.0.1:9/hook", events=("released",)),)
+    async with open_store(db_url) as store:
+        store.configure(hooks, store.suppressions.settings)
+        new = new_message([A], status=Status.CAPTURED, route="capture")
+        await store.add_message(new)
+        routed = routing.route_all([A, B], TO_SMARTHOST)
+        released = await store.actions.release_captured(new.id, routed, time.time())
+        rows = await store.webhooks.recent(message_id=new.id)
+    assert released is not None and set(released.queued) == {A, B}
+    bodies = sorted(json.loads(r.body)["recipient"]["address"] for r in rows)
+    assert [r.event for r in rows] == ["released", "released"] and bodies == [A, B]
