@@ -62,7 +62,7 @@ async def test_webhooks_events_attempts_and_send_again(store: Store) -> None:
     await store.add_message(new)
     [outgoing] = await store.webhooks.take([URL], time.time(), 30)
     failure = HookAttempt(time.time(), 0.25, 500, "HTTP 500: no")
-    await store.webhooks.finish(outgoing, failure, None, time.time())
+    await store.webhooks.finish([(outgoing, failure, None)], time.time())
     async with web_client(store, webhook=HOOKS) as web:
         hooks = (await web.get("/api/v1/webhooks")).json()
         assert problems(hooks, schema_of("/api/v1/webhooks")) == []

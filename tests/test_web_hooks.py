@@ -22,7 +22,7 @@ async def test_the_webhooks_page_shows_events_errors_and_sends_again(sqlite_stor
     await sqlite_store.add_message(new)
     [outgoing] = await sqlite_store.webhooks.take([URL], time.time(), 30)
     failure = HookAttempt(time.time(), 0.1, None, "cannot connect: refused")
-    await sqlite_store.webhooks.finish(outgoing, failure, None, time.time())
+    await sqlite_store.webhooks.finish([(outgoing, failure, None)], time.time())
     async with web_client(sqlite_store, webhook=HOOKS) as web:
         page = await web.get("/webhooks")
         assert page.status_code == 200

@@ -24,6 +24,7 @@ from relay.clock import Clock, SystemClock
 from relay.config import WebhookConfig
 from relay.events import signing
 from relay.store import HookAttempt, Outgoing, Store
+from relay.store.webhooks import Outcome
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ class EventSender:
         self.lease = max((h.timeout for h in hooks), default=0.0) + LEASE_MARGIN
         self.clients: dict[str, httpx.AsyncClient] = {}
         self.sent = 0  # events accepted by their receivers, for tests and logs
-        self._wake = asyncio.Event()
+        self._wakes = {url: asyncio.Event() for url in self.hooks}
         self._pruned = 0.0
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -71,31 +72,35 @@ class EventSender:
         outbox), start listening for changes and sending."""
         if self.store.db.is_sqlite:
             await self.store.webhooks.release_leases()
-        self._tasks = [
-            asyncio.create_task(self._listen(), name="webhook-events"),
-            asyncio.create_task(self._run(), name="webhook-sender"),
+        self._tasks = [asyncio.create_task(self._listen(), name="webhook-events")]
+        self._tasks += [
+            asyncio.create_task(self._run(url), name=f"webhook-sender-{i}")
+            for i, url in enumerate(self.hooks)
         ]
 
     def poke(self) -> None:
         """Look at the outbox now."""
-        self._wake.set()
+        for wake in self._wakes.values():
+            wake.set()
 
     async def _listen(self) -> None:
         async with self.store.events.subscribe() as events:
             while True:
                 await events.get()
-                self._wake.set()
+                self.poke()
 
-    async def _run(self) -> None:
+    async def _run(self, url: str) -> None:
+        """One receiver's loop: a slow or dead receiver never delays another's events."""
         failures = 0
+        wake = self._wakes[url]
         while True:
-            self._wake.clear()
+            wake.clear()
             delay = POLL
             try:
-                while await self.send_due():
+                while await self.send_due(url):
                     pass
                 await self._prune()
-                due = await self.store.webhooks.next_due(list(self.hooks))
+                due = await self.store.webhooks.next_due([url])
                 if due is not None:
                     delay = max(0.0, min(delay, due - self.clock.now()))
                 failures = 0
@@ -104,14 +109,16 @@ class EventSender:
                 failures += 1
                 log.exception("webhooks: cannot read the outbox; trying again in %.0fs", delay)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), delay)
+                await asyncio.wait_for(wake.wait(), delay)
 
-    async def send_due(self) -> int:
-        """POST the events due now, all at once; return how many were tried."""
+    async def send_due(self, url: str) -> int:
+        """POST the receiver's events due now, all at once, and record what came of them
+        in one transaction; return how many were tried."""
         now = self.clock.now()
-        events = await self.store.webhooks.take(list(self.hooks), now, self.lease, BATCH)
+        events = await self.store.webhooks.take([url], now, self.lease, BATCH)
         if events:
-            await asyncio.gather(*(self._deliver(event) for event in events))
+            done = await asyncio.gather(*(self._deliver(event) for event in events))
+            await self.store.webhooks.finish(done, self.clock.now())
         return len(events)
 
     async def _prune(self) -> None:
@@ -132,7 +139,8 @@ class EventSender:
             self.clients[hook.url] = client
         return client
 
-    async def _deliver(self, event: Outgoing) -> None:
+    async def _deliver(self, event: Outgoing) -> Outcome:
+        """POST `event`; what came of it, and when to try again (None: done with it)."""
         hook = self.hooks[event.webhook]
         attempt = await self._post(hook, event)
         now = self.clock.now()
@@ -147,7 +155,7 @@ class EventSender:
                 )  # fmt: skip
         else:
             self.sent += 1
-        await self.store.webhooks.finish(event, attempt, next_at, now)
+        return event, attempt, next_at
 
     async def _post(self, hook: WebhookConfig, event: Outgoing) -> HookAttempt:
         """One POST of `event`; what came of it (an error, or "" when accepted)."""

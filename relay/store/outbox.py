@@ -58,8 +58,19 @@ class Change:
 
 def _addresses(value: str) -> list[dict[str, str]]:
     """An address header's value as Mailpit writes it: [{"Name", "Address"}]."""
-    pairs = email.utils.getaddresses([value]) if value else []
-    return [{"Name": name, "Address": addr} for name, addr in pairs if name or addr]
+    return [{"Name": name, "Address": addr} for name, addr in _pairs(value)]
+
+
+@functools.lru_cache(maxsize=4096)
+def _pairs(value: str) -> tuple[tuple[str, str], ...]:
+    """(name, address) pairs of a header value: a plain address at once, else parsed
+    (kept: the same senders come back again and again, and parsing is slow)."""
+    if not value:
+        return ()
+    plain = value.strip()
+    if "@" in plain and not any(c in plain for c in ' ,<>"()'):
+        return (("", plain),)
+    return tuple((n, a) for n, a in email.utils.getaddresses([value]) if n or a)
 
 
 def _destination(route: str, domain: str) -> str | None:
@@ -136,8 +147,9 @@ class Outbox:
         hooks = self.wanting("received")
         if not hooks:
             return []
-        facts = _facts(new)
-        hooks = [h for h in hooks if self._judge(h, facts)]
+        if any(h.url in self._queries for h in hooks):  # a search to judge it by
+            facts = _facts(new)
+            hooks = [h for h in hooks if self._judge(h, facts)]
         if not hooks:
             return []
         body = {

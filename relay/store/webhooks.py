@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.engine import Connection
 
 from relay.store.database import Database
@@ -92,6 +92,24 @@ def _event_row(row: Any) -> EventRow:
     )  # fmt: skip
 
 
+Outcome = tuple[Outgoing, HookAttempt, float | None]
+"""A POST's result: the event, the attempt, when to try again (None: sent or given up)."""
+
+_FINISH = (
+    update(webhook_event)
+    .where(webhook_event.c.id == bindparam("pk"))
+    .values(
+        state=bindparam("new_state"),
+        attempts=webhook_event.c.attempts + 1,
+        next_attempt_at=bindparam("next"),
+        lease_until=None,
+        last_error=bindparam("error"),
+        done_at=bindparam("done"),
+    )
+)
+"""One event's result (built once; executed for many)."""
+
+
 def _outgoing(r: Any) -> Outgoing:
     return Outgoing(
         r.id, r.event_id, r.webhook, r.event, r.message_id, r.body, r.attempts, r.created_at,
@@ -152,37 +170,27 @@ class Webhooks:
         async with self.db.writer.begin() as conn:
             return await conn.run_sync(work)
 
-    async def finish(
-        self, event: Outgoing, attempt: HookAttempt, next_at: float | None, now: float
-    ) -> None:
-        """Record one POST of `event`: accepted (no error), to try again at `next_at`, or
-        given up (`next_at` None)."""
-        if not attempt.error:
-            state, error = SENT, ""
-        else:
-            state, error = (PENDING if next_at is not None else EXPIRED), attempt.error
+    async def finish(self, done: Sequence[Outcome], now: float) -> None:
+        """Record POSTs in one transaction: each event accepted (its attempt has no
+        error), to try again at its time, or given up (None)."""
+        if not done:
+            return
+        attempts = [
+            {"event_id": event.id, "started_at": a.started_at, "duration": a.duration,
+             "status": a.status, "error": a.error}
+            for event, a, _next in done
+        ]  # fmt: skip
+        updates = []
+        for event, attempt, next_at in done:
+            state = SENT if not attempt.error else PENDING if next_at is not None else EXPIRED
+            updates.append({
+                "pk": event.id, "new_state": state, "error": attempt.error,
+                "next": next_at if next_at is not None else now,
+                "done": None if state == PENDING else now,
+            })  # fmt: skip
         async with self.db.writer.begin() as conn:
-            await conn.execute(
-                webhook_attempt.insert().values(
-                    event_id=event.id,
-                    started_at=attempt.started_at,
-                    duration=attempt.duration,
-                    status=attempt.status,
-                    error=attempt.error,
-                )
-            )
-            await conn.execute(
-                update(webhook_event)
-                .where(webhook_event.c.id == event.id)
-                .values(
-                    state=state,
-                    attempts=webhook_event.c.attempts + 1,
-                    next_attempt_at=next_at if next_at is not None else now,
-                    lease_until=None,
-                    last_error=error,
-                    done_at=None if state == PENDING else now,
-                )
-            )
+            await conn.execute(webhook_attempt.insert(), attempts)
+            await conn.execute(_FINISH, updates)
 
     async def next_due(self, urls: Sequence[str]) -> float | None:
         """When the next pending event of these webhooks falls due (or its lease lapses)."""
