@@ -326,3 +326,28 @@ async def test_releasing_captured_mail_raises_released(db_url: str) -> None:
     assert released is not None and set(released.queued) == {A, B}
     bodies = sorted(json.loads(r.body)["recipient"]["address"] for r in rows)
     assert [r.event for r in rows] == ["released", "released"] and bodies == [A, B]
+
+
+async def test_a_hung_receiver_does_not_delay_another(
+    sqlite_url: str, receiver: Receiver, upstream: Upstream
+) -> None:
+    """While one webhook's receiver hangs for its whole timeout, another webhook's
+    receiver still gets the events raised meanwhile at once."""
+    hung = Receiver().start()
+    hung.default = HANG
+    try:
+        config = with_hooks(
+            sqlite_url,
+            upstream.port,
+            hook(hung.url, events=("received",), timeout=10.0),
+            hook(receiver.url, events=("received",)),
+        )
+        async with delivering(config) as (store, _sender):
+            await store.add_message(new_message([A]))
+            await hung.until(lambda r: len(r.received) == 1)
+            started = time.monotonic()
+            await store.add_message(new_message([B]))  # raised while the first one hangs
+            await receiver.until(lambda r: len(r.accepted()) == 2)
+            assert time.monotonic() - started < 5.0
+    finally:
+        hung.stop()

@@ -1,14 +1,16 @@
 """The webhooks' sender: POSTs the outbox's events to their receivers, signed, retrying.
 
-It wakes when the store announces a committed change (this process's, or another's by
-NOTIFY), and otherwise sleeps until the next retry falls due (at most `POLL` seconds).
-Each look takes the due events from the store (relay.store.webhooks: the oldest pending
-one of each message per webhook, leased) and POSTs them at once, each receiver through
-its own `httpx.AsyncClient`, whose connections are kept and reused. A 2xx answer is
-success; any other answer, a timeout or a refused connection is tried again after 1 s,
-2 s, 4 s… (at most `BACKOFF_MAX` apart) until the event is the webhook's `max_age` old,
-then given up. The result of each POST is written before the next event of its message
-can go: events arrive in order per message, at least once.
+Each receiver has its own loop, so a slow or dead receiver never delays another's events.
+A loop wakes when the store announces a committed change (this process's, or another's by
+NOTIFY), and otherwise sleeps until its next retry falls due (at most `POLL` seconds).
+Each look takes the receiver's due events from the store (relay.store.webhooks: the
+oldest pending one of each message, leased), POSTs them at once through the receiver's
+own `httpx.AsyncClient`, whose connections are kept and reused, and writes what came of
+them in one transaction. A 2xx answer is success; any other answer, a timeout or a
+refused connection is tried again after 1 s, 2 s, 4 s… (at most `BACKOFF_MAX` apart)
+until the event is the webhook's `max_age` old, then given up. The result of each POST
+is written before the next event of its message can go: events arrive in order per
+message, at least once.
 """
 
 from __future__ import annotations

@@ -94,7 +94,9 @@ class Store:
     it (retry, hold, release, cancel, release captured mail); `timeline` reads one
     message's attempts; `tags` lists the tags (changes go through `set_tags`,
     `rename_tag` and `delete_tag`, which announce them); `checks` keeps the results of
-    checks run on a message.
+    checks run on a message. `outbox` writes the webhooks' events with the changes that
+    raise them, `webhooks` hands them to the sender and shows them; `suppressions` is the
+    suppression list. `configure` gives them the [[webhook]] and [suppression] tables.
     """
 
     def __init__(self, storage: StorageConfig) -> None:
