@@ -351,3 +351,34 @@ async def test_a_hung_receiver_does_not_delay_another(
             assert time.monotonic() - started < 5.0
     finally:
         hung.stop()
+
+
+async def test_two_processes_share_the_outbox_without_sending_twice(
+    pg_url: str, receiver: Receiver
+) -> None:
+    """Two senders on one PostgreSQL database (two relay processes) split the events:
+    each arrives once, and each message's in order (received, held, released)."""
+    hooks = (hook(receiver.url, events=("received", "held", "released")),)
+    async with open_store(pg_url) as first, open_store(pg_url) as second:
+        for store in (first, second):
+            store.configure(hooks, store.suppressions.settings)
+        senders = [EventSender(hooks, first), EventSender(hooks, second)]
+        for sender in senders:
+            await sender.start()
+        try:
+            news = [new_message([A]) for _ in range(20)]  # queued; no worker sends them
+            for new in news:
+                await first.add_message(new)
+                await second.actions.act("hold", new.id, time.time())
+                await first.actions.act("release", new.id, time.time())
+            await receiver.until(lambda r: len(r.events()) >= 60)
+            await asyncio.sleep(0.5)  # time for a repeat to show up
+        finally:
+            for sender in senders:
+                await sender.stop()
+    events = receiver.events()
+    assert len(events) == len({e["id"] for e in events}) == 60
+    assert sum(s.sent for s in senders) == 60
+    for new in news:
+        names = [e["event"] for e in events if e["message"]["id"] == new.id]
+        assert names == ["received", "held", "released"]
