@@ -121,9 +121,11 @@ async def test_mail_to_a_listed_address_fails_at_once_without_the_upstream(
 async def test_with_action_hold_mail_to_a_listed_address_is_held(
     sqlite_url: str, upstream: Upstream
 ) -> None:
-    """`action = "hold"`: the recipient is held with the reason, nothing sent; the
-    operator's release tries it again (held again while it is listed)."""
+    """`action = "hold"`: the recipient is held with the reason, nothing sent, raising
+    `held`; taken off the list and released, it is delivered."""
+    hooks = (WebhookConfig(url="http://127.0.0.1:9/hook", events=("held", "released")),)
     config = suppressing(sqlite_url, upstream.port, action="hold")
+    config = dataclasses.replace(config, webhook=hooks)
     async with worker_on(config) as store:
         await store.suppressions.add(A, "the customer asked", time.time())
         new = new_message([A])
@@ -132,6 +134,8 @@ async def test_with_action_hold_mail_to_a_listed_address_is_held(
         assert await store.suppressions.remove(A)
         await store.actions.act("release", new.id, time.time())
         await wait_for_status(store, new.id, {A: Status.DELIVERED})
+        raised = [e.event for e in reversed(await store.webhooks.recent(message_id=new.id))]
+    assert raised == ["held", "released"]
     assert rows[A].last_text is not None
     assert rows[A].last_text.startswith("suppressed since ")
     assert rows[A].last_text.endswith("because the customer asked")
