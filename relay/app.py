@@ -18,9 +18,10 @@ from relay.config import ROLES, Config, ListenerConfig, resolved
 from relay.delivery.worker import Worker
 from relay.errors import StartupError
 from relay.housekeeping import Retention
+from relay.logins import Authenticator
 from relay.metrics import Metrics
+from relay.pop3.server import Pop3Listener
 from relay.processes import Helpers, PrimaryLink
-from relay.smtp.auth import Authenticator
 from relay.smtp.chaos import StageChaos
 from relay.smtp.handler import Handler
 from relay.smtp.listener import Listener
@@ -78,7 +79,12 @@ class Relay:
         accepts = "smtp" in self.roles and (
             config.server.smtp_in_primary or config.server.smtp_processes == 1
         )
-        self.listeners = [self._listener(lc, authenticator) for lc in config.listener if accepts]
+        smtp = [lc for lc in config.listener if not lc.is_pop3 and accepts]
+        self.listeners = [self._listener(lc, authenticator) for lc in smtp]
+        # POP3 reads mailboxes: its listeners run in the primary process only.
+        reads = "smtp" in self.roles and not helper
+        pop3 = [lc for lc in config.listener if lc.is_pop3 and reads]
+        self.pop3 = [Pop3Listener(lc, config, self.store, authenticator) for lc in pop3]
         for listener in self.listeners:
             self.metrics.watch_sessions(listener.config.name, listener.sessions.__len__)
         # Retention is housekeeping of the queue: it runs where delivery does.
@@ -137,7 +143,7 @@ class Relay:
                 await self.worker.start()
             if self.link is not None:
                 await self.link.start()
-            if self.listeners:
+            if self.listeners or self.pop3:
                 await self._start_listeners()
             if self.helpers is not None:
                 await self.helpers.start()
@@ -198,6 +204,19 @@ class Relay:
                 "n/a (implicit TLS)" if lc.implicit_tls else lc.starttls,
                 lc.auth,
             )
+        for pop3 in self.pop3:
+            await pop3.start(contexts.get(pop3.config.name))
+            host, port = pop3.bound
+            lc = pop3.config
+            log.info(
+                "pop3 listener %r (%s) on %s:%d: %s, insecure logins %s",
+                lc.name,
+                lc.kind,
+                host,
+                port,
+                "implicit TLS" if lc.implicit_tls else f"STLS {lc.starttls}",
+                "allowed" if lc.allow_insecure_auth else "refused",
+            )
 
     async def _start_web(self) -> None:
         from web import create_app  # the only import of the web package from relay/
@@ -226,6 +245,7 @@ class Relay:
             *([self.retention.stop()] if self.retention is not None else []),
             *([self.store.indexer.stop()] if self.store.indexer is not None else []),
             *(listener.stop(timeout) for listener in self.listeners),
+            *(pop3.stop(timeout) for pop3 in self.pop3),
             *([self.worker.stop(timeout)] if self.worker is not None else []),
         )
         self.store.events.close()  # ends the web UI's event streams, so that it can stop
@@ -247,9 +267,11 @@ class Relay:
             await self.store.db.ping()
         except Exception as exc:  # noqa: BLE001 - any failure means "not ready", said as is
             found.append(f"database unreachable: {exc}")
-        for listener in self.listeners:
-            if not listener.serving:
-                found.append(f"listener {listener.config.name!r} is not accepting connections")
+        serving = [(lr.config.name, lr.serving) for lr in self.listeners]
+        serving += [(pop3.config.name, pop3.serving) for pop3 in self.pop3]
+        for name, up in serving:
+            if not up:
+                found.append(f"listener {name!r} is not accepting connections")
         return found
 
     def request_stop(self) -> None:

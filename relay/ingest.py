@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from relay import address, ids, routing, tagging
+from relay import address, ids, mailboxes, routing, tagging
 from relay.config import Config
 from relay.errors import RelayError
 from relay.mime import summary
@@ -188,6 +188,7 @@ async def submit(
             auth_user=origin.auth_user,
             tls=origin.tls,
             tags=tags,
+            mailbox=mailboxes.mailbox_for(config, origin.auth_user, [r.address for r in routed]),
         )
     )
     return message_id
@@ -218,6 +219,7 @@ async def bounce(store: Store, config: Config, sender: str, data: bytes, now: fl
         peer="127.0.0.1",
         helo=config.server.host_name,
         tags=tags_for(config, fields, arrival),
+        mailbox=mailboxes.mailbox_for(config, None, [sender]),
     )
     await store.add_message(new)
     return new.id

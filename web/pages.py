@@ -40,7 +40,7 @@ async def navigation(request: Request) -> dict[str, Any]:
     return {
         "counts": await store.messages.counts(),
         "tags": await store.tags.counts(),
-        "listeners": [lc.name for lc in config_of(request).listener],
+        "listeners": [lc.name for lc in config_of(request).listener if not lc.is_pop3],
         "users": await store.messages.users(),
         "queue_summary": await store.queue_view.summary(),
     }

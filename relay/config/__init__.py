@@ -12,7 +12,7 @@ else. Callers import from here and need not know the split:
     delivery.py    [[route]], [upstream.NAME], [mx], [delivery]
     checks.py      [checks]                 root.py       Config, one field per section
     chaos.py       [chaos], [[chaos.rule]]: failures on purpose
-    tags.py        [tags], [[tag]]
+    tags.py        [tags], [[tag]]       mailboxes.py  [mailboxes], [[mailbox]]
     loading.py     file + environment → Config, and its warnings
     resolution.py  "auto" settings decided, the `relay serve` flags applied
     values.py      value checks the sections share; dburl.py, durations.py: typed values
@@ -34,6 +34,7 @@ from relay.config.delivery import (
 )
 from relay.config.listeners import AuthConfig, ListenerConfig, TLSConfig
 from relay.config.loading import config_warnings, load_config
+from relay.config.mailboxes import DEFAULT_MAILBOX, MailboxesConfig, MailboxRule
 from relay.config.resolution import parse_roles, resolved, with_overrides
 from relay.config.root import Config
 from relay.config.server import MAX_SMTP_PROCESSES, ROLES, Role, ServerConfig
@@ -43,6 +44,7 @@ from relay.config.values import split_hostport
 from relay.config.web import WebConfig
 
 __all__ = [
+    "DEFAULT_MAILBOX",
     "MAX_SMTP_PROCESSES",
     "ROLES",
     "AuthConfig",
@@ -54,6 +56,8 @@ __all__ = [
     "ConnectionSettings",
     "DeliveryConfig",
     "ListenerConfig",
+    "MailboxRule",
+    "MailboxesConfig",
     "MxConfig",
     "Role",
     "RouteConfig",

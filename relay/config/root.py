@@ -11,6 +11,7 @@ from relay.config.checks import ChecksConfig
 from relay.config.delivery import DeliveryConfig, MxConfig, RouteConfig, UpstreamConfig
 from relay.config.dkim import DkimConfig
 from relay.config.listeners import AuthConfig, ListenerConfig, TLSConfig
+from relay.config.mailboxes import MailboxesConfig, MailboxRule
 from relay.config.server import ServerConfig
 from relay.config.storage import StorageConfig
 from relay.config.tags import TagRule, TagsConfig
@@ -38,6 +39,8 @@ class Config:
     tag: tuple[TagRule, ...] = ()
     dkim: Mapping[str, DkimConfig] = field(default_factory=lambda: types.MappingProxyType({}))
     chaos: ChaosConfig = ChaosConfig()
+    mailboxes: MailboxesConfig = MailboxesConfig()
+    mailbox: tuple[MailboxRule, ...] = ()
     source: str = field(default="<defaults>", metadata={"internal": True})
 
     @property

@@ -26,6 +26,11 @@ class WebConfig(Bound):
             "quiet": True,  # an error names the user, never repeats the table of hashes
         },
     )
+    admins: tuple[str, ...] = setting(
+        (),
+        "Names of [web.users] who see every mailbox (with a mailbox filter); with"
+        ' [mailboxes] mode = "per-user" the others see only the mailbox of their name.',
+    )
     token: str = setting(
         "",
         "A bearer token that also grants access (Authorization: Bearer TOKEN), for scripts;"

@@ -18,6 +18,7 @@ from relay.store.error_key import ErrorKey
 from relay.store.events import Event, Events
 from relay.store.fresh import FreshRaw
 from relay.store.indexer import Indexer
+from relay.store.mailboxes import Entry, InUse, Mailboxes, Removed
 from relay.store.messages import MessageRow, Messages, Page, RecipientRow
 from relay.store.migrate import SchemaState
 from relay.store.notices import Notices
@@ -43,13 +44,16 @@ __all__ = [
     "Claim",
     "Counts",
     "Database",
+    "Entry",
     "ErrorKey",
     "Event",
     "Events",
     "Filter",
     "Group",
+    "InUse",
     "Indexer",
     "Kind",
+    "Mailboxes",
     "MessageRow",
     "NewMessage",
     "NewRecipient",
@@ -66,6 +70,7 @@ __all__ = [
     "RecipientStats",
     "RecipientTimeline",
     "Released",
+    "Removed",
     "Result",
     "SchemaState",
     "ShapeRow",
@@ -82,7 +87,8 @@ class Store:
     it (retry, hold, release, cancel, release captured mail); `timeline` reads one
     message's attempts; `tags` lists the tags (changes go through `set_tags`,
     `rename_tag` and `delete_tag`, which announce them); `checks` keeps the results of
-    checks run on a message.
+    checks run on a message; `mailboxes` is what POP3 reads (changes go through
+    `remove_from_mailbox`, which announces them).
     """
 
     def __init__(self, storage: StorageConfig) -> None:
@@ -95,6 +101,7 @@ class Store:
         self.actions = Actions(self.db, self.events)
         self.tags = Tags(self.db)
         self.checks = Checks(self.db)
+        self.mailboxes = Mailboxes(self.db)
         self.committer = GroupCommit(self.db)
         # SQLite's search index is filled in the background (PostgreSQL keeps its own).
         self.indexer = Indexer(self.db, self.committer) if self.db.is_sqlite else None
@@ -163,6 +170,14 @@ class Store:
         gone = await self.messages.delete_matching(filter_)
         self._gone(gone)
         return gone
+
+    async def remove_from_mailbox(self, name: str | None, ids: list[str]) -> Removed:
+        """A POP3 session's deletions (relay.store.mailboxes.Mailboxes.remove), in one
+        transaction; announce what went and what only left its mailbox."""
+        removed = await self.mailboxes.remove(name, ids)
+        self._gone(removed.deleted)
+        self._changed(removed.unlisted)
+        return removed
 
     async def set_read(self, ids: list[str], read: bool) -> list[str]:
         """Mark messages read or unread; announce those whose marker changed."""
