@@ -82,7 +82,14 @@ class Session:
 
     async def send(self, *lines: str) -> None:
         """Write reply lines, each ended with CRLF."""
-        self.writer.write("".join(f"{line}\r\n" for line in lines).encode("utf-8"))
+        await self.write("".join(f"{line}\r\n" for line in lines).encode("utf-8"))
+
+    async def write(self, data: bytes) -> None:
+        """Write `data` and wait until the client takes it; ConnectionResetError when the
+        client has gone (uvloop refuses writes to a closed transport outright)."""
+        if self.writer.is_closing():
+            raise ConnectionResetError("the client has gone")
+        self.writer.write(data)
         await self.writer.drain()
 
     async def _read_line(self) -> bytes:
@@ -226,7 +233,10 @@ class Session:
             return True
         if not initial:
             await self.send(replies.AUTH_CONTINUE)
-            line = await asyncio.wait_for(self._read_line(), self.config.idle_timeout)
+            try:
+                line = await asyncio.wait_for(self._read_line(), self.config.idle_timeout)
+            except TooLong:
+                line = b""
             initial = line.decode("utf-8", errors="replace").strip()
             if initial == "*":
                 await self.send(replies.AUTH_CANCELLED)
@@ -323,10 +333,9 @@ class Session:
         else:
             head = replies.TOP_FOLLOWS
             body = wire.multiline(wire.top(raw, top))
-        self.writer.write(head.encode() + wire.CRLF)
+        await self.write(head.encode() + wire.CRLF)
         for start in range(0, len(body), CHUNK):
-            self.writer.write(body[start : start + CHUNK])
-            await self.writer.drain()
+            await self.write(body[start : start + CHUNK])
         return True
 
     async def _dele(self, argument: str) -> bool:
