@@ -167,11 +167,12 @@ async def submit(
     raw = header + content
     del content  # a large message is held once, not twice, while it is parsed and stored
     fields = await INGEST.run(len(raw), summary.summarize, raw)  # never raises
+    mailbox = mailboxes.mailbox_for(config, origin.auth_user, [r.address for r in routed])
     tags: tuple[str, ...] = ()
     if tagging.wanted(config.tags, config.tag, fields):
         rcpts = [(r.address, r.status.value) for r in routed]
         arrival = tagging.Arrival(
-            mail_from, rcpts, len(raw), origin.listener, origin.auth_user, now
+            mail_from, rcpts, len(raw), origin.listener, origin.auth_user, now, mailbox
         )
         tags = tags_for(config, fields, arrival)
     await store.add_message(
@@ -188,7 +189,7 @@ async def submit(
             auth_user=origin.auth_user,
             tls=origin.tls,
             tags=tags,
-            mailbox=mailboxes.mailbox_for(config, origin.auth_user, [r.address for r in routed]),
+            mailbox=mailbox,
         )
     )
     return message_id
@@ -207,7 +208,10 @@ async def bounce(store: Store, config: Config, sender: str, data: bytes, now: fl
         return None
     rcpt = _new_recipient(sender, decision)
     fields = await INGEST.run(len(data), summary.full, data)
-    arrival = tagging.Arrival("", [(sender, rcpt.status.value)], len(data), DSN_LISTENER, None, now)
+    mailbox = mailboxes.mailbox_for(config, None, [sender])
+    arrival = tagging.Arrival(
+        "", [(sender, rcpt.status.value)], len(data), DSN_LISTENER, None, now, mailbox
+    )
     new = NewMessage(
         id=ids.new_id(now),
         received_at=now,
@@ -219,7 +223,7 @@ async def bounce(store: Store, config: Config, sender: str, data: bytes, now: fl
         peer="127.0.0.1",
         helo=config.server.host_name,
         tags=tags_for(config, fields, arrival),
-        mailbox=mailboxes.mailbox_for(config, None, [sender]),
+        mailbox=mailbox,
     )
     await store.add_message(new)
     return new.id

@@ -55,6 +55,11 @@ def load_config(path: str | Path | None, env: Mapping[str, str] | None = None) -
         for key in ("match", "tags"):
             if not getattr(tag_rule, key):
                 raise ConfigError(source, f"tag[{i}].{key}", "a value: each [[tag]] needs both")
+    for i, mailbox_rule in enumerate(config.mailbox):
+        if not mailbox_rule.match:
+            raise ConfigError(
+                source, f"mailbox[{i}].match", "recipient patterns: each [[mailbox]] needs one"
+            )
     listener_names = [listener.name for listener in config.listener]
     if len(set(listener_names)) != len(listener_names):
         raise ConfigError(

@@ -86,6 +86,17 @@ class Mailboxes:
             )
             return [Entry(str(row.id), int(row.size)) for row in result]
 
+    async def within(self, name: str, ids: list[str]) -> list[str]:
+        """Those of `ids` that are messages of mailbox `name` (the web's scoped users)."""
+        if not ids:
+            return []
+        async with self.db.reader.connect() as conn:
+            result = await conn.execute(
+                select(message.c.id).where(message.c.id.in_(ids), message.c.mailbox == name)
+            )
+            found = {str(r) for r in result.scalars()}
+        return [i for i in ids if i in found]
+
     async def raw(self, message_id: str) -> bytes | None:
         """The raw bytes of a message exactly as stored, or None when it is gone."""
         async with self.db.reader.connect() as conn:

@@ -253,6 +253,11 @@ class Messages:
         again only after the database changed: relay.store.memo)."""
         return await self._counts.get()
 
+    async def counts_in(self, mailbox: str) -> Counts:
+        """`counts` of one mailbox (not memoized: a scoped user's navigation)."""
+        async with self.db.reader.connect() as conn:
+            return await count_messages(conn, mailbox)
+
     async def _count_now(self) -> Counts:
         async with self.db.reader.connect() as conn:
             return await count_messages(conn)
