@@ -16,6 +16,7 @@ from tests.support import RunningRelay, listener, make_config, queue_id
 PASSWORDS = {"alice": "alice's password", "bob": "bob's password", "root": "root's password"}
 HASHES = {name: passwords.hash_password(pw) for name, pw in PASSWORDS.items()}
 
+TOKEN = "a token for scripts"
 LISTENERS = (
     listener("smtp", "smtp", auth="optional", allow_insecure_auth=True),
     listener("pop3", "pop3", allow_insecure_auth=True),
@@ -31,7 +32,10 @@ def pop3_config(db_url: str, per_user: bool = False, **sections: Any) -> Config:
     if per_user:
         rules = (MailboxRule(name="tenant-a", match=("*@tenant-a.test",)),)
         web = WebConfig(
-            address="127.0.0.1:0", users=types.MappingProxyType(HASHES), admins=("root",)
+            address="127.0.0.1:0",
+            users=types.MappingProxyType(HASHES),
+            admins=("root",),
+            token=TOKEN,
         )
         config = dataclasses.replace(
             config, mailboxes=MailboxesConfig(mode="per-user"), mailbox=rules, web=web

@@ -12,7 +12,7 @@ import pytest
 
 from relay.config import load_config
 from relay.mailboxes import mailbox_for
-from tests.pop3_support import PASSWORDS, message, plain, pop3_config, send
+from tests.pop3_support import PASSWORDS, TOKEN, message, plain, pop3_config, send
 from tests.support import RunningRelay
 
 
@@ -119,6 +119,13 @@ def test_admin_sees_all_and_narrows_by_mailbox(relay: RunningRelay, sent: dict[s
         assert set(sent.values()) <= listed(root)
         assert listed(root, "/api/v1/messages?mailbox=bob") == {sent["bob"]}
         assert listed(root, "/api/v1/search?query=mailbox:tenant-a") == {sent["tenant-a"]}
+
+
+def test_bearer_token_sees_every_mailbox(relay: RunningRelay, sent: dict[str, str]) -> None:
+    """A script with the [web] token lists every mailbox's mail, as an admin does."""
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    with httpx.Client(base_url=relay.web_url, headers=headers, timeout=10) as script:
+        assert set(sent.values()) <= listed(script)
 
 
 def test_queue_and_tags_are_for_admins(relay: RunningRelay) -> None:

@@ -19,9 +19,6 @@ from relay import mailboxes
 from relay.config import Config
 from relay.store import Store
 
-TOKEN_USER = "token"
-"""The user name the bearer token logs in as (web/security.py)."""
-
 ADMIN_ONLY = (
     "/queue",
     "/api/v1/queue",
@@ -38,8 +35,9 @@ LATEST = "latest"
 
 
 def mailbox_of(config: Config, user: str | None) -> str | None:
-    """The one mailbox `user` sees, or None for every message."""
-    admin = user == TOKEN_USER or (user is not None and user in config.web.admins)
+    """The one mailbox the `[web.users]` user `user` sees, or None for every message
+    (the bearer token is not a user: web/security.py asks nothing for it)."""
+    admin = user is not None and user in config.web.admins
     return mailboxes.scope_of(config, user, admin)
 
 

@@ -164,7 +164,8 @@ class SecurityMiddleware:
                 await _unauthorized(send)
                 return
             state["user"] = user
-        state["mailbox"] = self.mailbox_of(state["user"])
+        bearer = connection.headers.get("authorization", "")[:7].lower() == "bearer "
+        state["mailbox"] = None if bearer else self.mailbox_of(state["user"])
         if state["mailbox"] is not None:
             store = scope["app"].state.store
             refused = await mailbox_scope.refusal(state["mailbox"], path, store)
