@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import email
 import poplib
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -97,3 +98,17 @@ def test_top_sends_headers_and_first_lines(relay: RunningRelay) -> None:
         assert b"Subject: top" in lines
     finally:
         client.quit()
+
+
+def test_lines_pipelined_after_stls_are_not_taken_as_said_over_tls(relay: RunningRelay) -> None:
+    """USER sent in clear behind STLS is dropped: after the handshake PASS needs USER."""
+    with socket.create_connection(("127.0.0.1", relay.port("pop3-tls")), timeout=10) as raw:
+        reader = raw.makefile("rb")
+        reader.readline()
+        raw.sendall(b"STLS\r\nUSER alice\r\n")
+        assert reader.readline() == replies.STLS_GO.encode() + b"\r\n"
+        context = relay.client_tls()
+        with context.wrap_socket(raw, server_hostname="localhost") as tls:
+            tls.sendall(b"PASS " + PASSWORDS["alice"].encode() + b"\r\n")
+            answer = tls.recv(200)
+    assert answer == replies.USER_FIRST.encode() + b"\r\n"

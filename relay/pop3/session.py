@@ -189,6 +189,11 @@ class Session:
         if not self.offers_stls or self.listener.tls_context is None:
             await self.send(replies.NO_TLS)
             return True
+        # Lines sent after STLS but before our answer were sent in clear: they must not
+        # count as said over TLS (the STARTTLS command injection of CVE-2011-0411).
+        buffered = getattr(self.reader, "_buffer", None)
+        if isinstance(buffered, bytearray):
+            buffered.clear()
         await self.send(replies.STLS_GO)
         await self.writer.start_tls(self.listener.tls_context)
         self.tls = True
