@@ -84,6 +84,9 @@ class Origin:
     protocol: str = "ESMTP"
     may_relay: bool = False
     """Whether recipients whose route relays them may be accepted from this origin."""
+    owns_mail: bool = True
+    """Whether `auth_user` is a person whose mailbox (in per-user mode) takes the message;
+    not the web's bearer token, which logs in as "token" but is no user."""
 
 
 class Refused(RelayError):
@@ -167,7 +170,8 @@ async def submit(
     raw = header + content
     del content  # a large message is held once, not twice, while it is parsed and stored
     fields = await INGEST.run(len(raw), summary.summarize, raw)  # never raises
-    mailbox = mailboxes.mailbox_for(config, origin.auth_user, [r.address for r in routed])
+    owner = origin.auth_user if origin.owns_mail else None
+    mailbox = mailboxes.mailbox_for(config, owner, [r.address for r in routed])
     tags: tuple[str, ...] = ()
     if tagging.wanted(config.tags, config.tag, fields):
         rcpts = [(r.address, r.status.value) for r in routed]

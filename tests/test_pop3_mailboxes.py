@@ -10,9 +10,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from relay.config import load_config
+from relay.config import config_warnings, load_config
 from relay.mailboxes import mailbox_for
-from tests.pop3_support import PASSWORDS, TOKEN, message, plain, pop3_config, send
+from tests.pop3_support import HASHES, PASSWORDS, TOKEN, message, plain, pop3_config, send
 from tests.support import RunningRelay
 
 
@@ -136,22 +136,46 @@ def test_queue_and_tags_are_for_admins(relay: RunningRelay) -> None:
             assert root.get(path).status_code == 200
 
 
-def test_delete_all_deletes_only_the_users_mailbox(relay: RunningRelay) -> None:
+@pytest.fixture
+def own(tmp_path: Path) -> Iterator[RunningRelay]:
+    """A per-user relay of the test's own, for tests that delete or add mail."""
+    config = pop3_config(f"sqlite+aiosqlite:///{tmp_path / 'relay.db'}", per_user=True)
+    running = RunningRelay(config).start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def test_delete_all_deletes_only_the_users_mailbox(own: RunningRelay) -> None:
     """DELETE /api/v1/messages without IDs as bob empties bob's mailbox only; bob's IDs
     cannot delete alice's mail."""
-    extra = send(relay, message("bob again"), user="bob")
-    alice_mail = send(relay, message("alice again"), user="alice")
-    with web(relay, "bob") as bob:
-        assert bob.request("DELETE", "/api/v1/messages", json={"IDs": [alice_mail]}).text == "ok"
-        assert relay.message(alice_mail) is not None
+    bobs = send(own, message("bob's"), user="bob")
+    alices = send(own, message("alice's"), user="alice")
+    with web(own, "bob") as bob:
+        assert bob.request("DELETE", "/api/v1/messages", json={"IDs": [alices]}).text == "ok"
+        assert own.message(alices) is not None
         assert bob.request("DELETE", "/api/v1/messages").text == "ok"
-    assert relay.message(extra) is None
-    assert relay.message(alice_mail) is not None
-    client = plain(relay, "bob")
+    assert own.message(bobs) is None
+    assert own.message(alices) is not None
+    client = plain(own, "bob")
     try:
         assert client.stat() == (0, 0)
     finally:
         client.quit()
+
+
+def test_send_api_mail_lands_in_the_web_users_mailbox(own: RunningRelay) -> None:
+    """POST /api/v1/send as bob files the message in bob's mailbox; with the bearer
+    token (no user) the rules decide: default here."""
+    mail = {"From": {"Email": "app@example.com"}, "To": [{"Email": "x@example.org"}]}
+    with web(own, "bob") as bob:
+        as_bob = bob.post("/api/v1/send", json={**mail, "Subject": "by bob"}).json()["ID"]
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    with httpx.Client(base_url=own.web_url, headers=headers, timeout=10) as script:
+        by_token = script.post("/api/v1/send", json={**mail, "Subject": "by token"}).json()["ID"]
+    assert own.message(as_bob).mailbox == "bob"
+    assert own.message(by_token).mailbox == "default"
 
 
 def test_shared_mode_puts_smtp_auth_mail_in_default() -> None:
@@ -174,3 +198,23 @@ def test_pop3_user_needs_auth_users(tmp_path: Path) -> None:
     path.write_text('[[listener]]\nname = "pop3"\nkind = "pop3"\naddress = "127.0.0.1:1110"\n')
     with pytest.raises(Exception, match=r"auth\.users"):
         load_config(path, env={})
+
+
+def test_check_config_warns_of_clear_passwords_and_unreadable_mailboxes(tmp_path: Path) -> None:
+    """allow_insecure_auth on a public POP3 address and a per-user rule's mailbox without a
+    user of its name are each one warning; the loopback dev listener is none."""
+    hashed = HASHES["alice"]
+    path = tmp_path / "relay.toml"
+    path.write_text(
+        '[[listener]]\nname = "dev"\nkind = "pop3"\naddress = "127.0.0.1:1110"\n'
+        "allow_insecure_auth = true\n"
+        '[[listener]]\nname = "lan"\nkind = "pop3"\naddress = "0.0.0.0:110"\n'
+        "allow_insecure_auth = true\n"
+        f'[auth.users]\nalice = "{hashed}"\n'
+        '[mailboxes]\nmode = "per-user"\n'
+        '[[mailbox]]\nname = "tenant-a"\nmatch = ["*@tenant-a.test"]\n'
+    )
+    warnings = config_warnings(load_config(path, env={}))
+    assert len(warnings) == 2
+    assert "listener 'lan'" in warnings[0]
+    assert "mailbox 'tenant-a'" in warnings[1]
