@@ -218,3 +218,19 @@ def test_check_config_warns_of_clear_passwords_and_unreadable_mailboxes(tmp_path
     assert len(warnings) == 2
     assert "listener 'lan'" in warnings[0]
     assert "mailbox 'tenant-a'" in warnings[1]
+
+
+def test_a_web_user_table_with_admin_true_makes_an_admin(tmp_path: Path) -> None:
+    """[web.users.NAME] hash = ..., admin = true loads as a user and an admin; a bad key
+    in the table is an error naming it."""
+    path = tmp_path / "relay.toml"
+    hashed = HASHES["root"]
+    path.write_text(
+        f'[web.users]\nalice = "{hashed}"\n[web.users.root]\nhash = "{hashed}"\nadmin = true\n'
+    )
+    config = load_config(path, env={})
+    assert dict(config.web.users) == {"alice": hashed, "root": hashed}
+    assert config.web.admins == ("root",)
+    path.write_text(f'[web.users.root]\nhash = "{hashed}"\nadmn = true\n')
+    with pytest.raises(Exception, match=r"web\.users\.root"):
+        load_config(path, env={})

@@ -20,6 +20,7 @@ from relay.config.resolution import resolved
 from relay.config.root import Config
 from relay.config.settings import build
 from relay.config.values import check_ca_file
+from relay.config.web import user_tables
 from relay.errors import ConfigError
 
 
@@ -40,6 +41,7 @@ def load_config(path: str | Path | None, env: Mapping[str, str] | None = None) -
         raise ConfigError(source, "listener", "[[listener]] tables (an array of tables)")
     apply_env(data, env)
     inherit_mx_limits(data)
+    user_tables(data, source)
     config = build(Config, data, source)
     for i, rule in enumerate(config.route):
         if (
