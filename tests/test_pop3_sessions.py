@@ -172,3 +172,25 @@ def test_too_many_sessions_get_sys_temp(sqlite_url: str) -> None:
         first.quit()
     finally:
         relay.stop()
+
+
+def test_stopping_the_relay_closes_sessions_without_deleting(sqlite_url: str) -> None:
+    """A stop tells an open session -ERR [SYS/TEMP] and closes it; its marks are dropped."""
+    relay = RunningRelay(pop3_config(sqlite_url)).start()
+    stopped = False
+    try:
+        message_id = send(relay, message("kept at stop"))
+        client = plain(relay)
+        client.dele(1)
+        relay.stop()
+        stopped = True
+        assert client.file.readline() == replies.SHUTTING_DOWN.encode() + b"\r\n"
+        client.close()
+    finally:
+        if not stopped:
+            relay.stop()
+    relay = RunningRelay(pop3_config(sqlite_url)).start()
+    try:
+        assert relay.message(message_id) is not None
+    finally:
+        relay.stop()
