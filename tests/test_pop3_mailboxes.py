@@ -103,6 +103,17 @@ def test_web_ui_list_shows_only_the_users_mailbox(
     assert "from alice" not in page
 
 
+def test_admin_ui_offers_each_mailbox_as_a_filter(
+    relay: RunningRelay, sent: dict[str, str]
+) -> None:
+    """The admin's sidebar links each mailbox; following bob's lists bob's mail only."""
+    with web(relay, "root") as root:
+        assert 'href="/?mailbox=bob"' in root.get("/").text
+        page = root.get("/?mailbox=bob").text
+    assert "from bob" in page
+    assert "from alice" not in page
+
+
 def test_wait_never_returns_another_mailboxs_message(
     relay: RunningRelay, sent: dict[str, str]
 ) -> None:

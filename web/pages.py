@@ -46,12 +46,14 @@ async def navigation(request: Request) -> dict[str, Any]:
             "tags": {},
             "listeners": listeners,
             "users": [],
+            "mailboxes": [],
         }
     return {
         "counts": await store.messages.counts(),
         "tags": await store.tags.counts(),
         "listeners": listeners,
         "users": await store.messages.users(),
+        "mailboxes": await store.messages.mailboxes(),
         "queue_summary": await store.queue_view.summary(),
     }
 

@@ -125,6 +125,7 @@ class Messages:
         self.db = db
         self._counts = Memo(db, self._count_now)
         self._users = Memo(db, self._users_now)
+        self._mailboxes = Memo(db, self._mailboxes_now)
 
     async def add(self, new: NewMessage) -> None:
         """Store the message, its raw bytes and its deduplicated recipients; commit.
@@ -279,6 +280,22 @@ class Messages:
                 .where(message.c.auth_user.is_not(None))
                 .group_by(message.c.auth_user)
                 .order_by(message.c.auth_user)
+                .limit(limit)
+            )
+            return [str(r) for r in result.scalars()]
+
+    async def mailboxes(self) -> list[str]:
+        """The mailboxes that hold mail, in name order (the first USERS_SHOWN; looked up
+        again only after the database changed)."""
+        return await self._mailboxes.get()
+
+    async def _mailboxes_now(self, limit: int = USERS_SHOWN) -> list[str]:
+        async with self.db.reader.connect() as conn:
+            result = await conn.execute(
+                select(message.c.mailbox)
+                .where(message.c.mailbox.is_not(None))
+                .group_by(message.c.mailbox)
+                .order_by(message.c.mailbox)
                 .limit(limit)
             )
             return [str(r) for r in result.scalars()]
