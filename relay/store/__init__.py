@@ -251,4 +251,5 @@ class Store:
             await self.notices.stop()
             self.notices = None
         self.events.close()
+        await self.mailboxes.close()
         await self.db.close()

@@ -12,7 +12,8 @@ NULL), its recipients keep their state, and retention prunes it once delivery is
 The lock: in one process a set of the mailboxes in use. On PostgreSQL, where several
 relay processes may serve POP3 on one database, each session also holds a session-level
 advisory lock (`pg_try_advisory_lock`) on a connection of its own for as long as it
-lasts; the lock goes with the connection when a process dies.
+lasts, opened outside the pool that ingest and delivery share (so that many POP3
+sessions never starve them); the lock goes with the connection when a process dies.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, delete, exists, func, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
 
 from relay.status import Status
 from relay.store.database import Database
@@ -76,6 +78,7 @@ class Mailboxes:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._in_use: set[str] = set()
+        self._lock_engine: AsyncEngine | None = None
 
     async def entries(self, name: str | None) -> list[Entry]:
         """The messages of mailbox `name` (None: every message in some mailbox), oldest
@@ -139,7 +142,9 @@ class Mailboxes:
             if self.db.is_sqlite:
                 yield
                 return
-            async with self.db.writer.connect() as conn:
+            if self._lock_engine is None:
+                self._lock_engine = create_async_engine(self.db.url, poolclass=NullPool)
+            async with self._lock_engine.connect() as conn:
                 await self._advisory(conn, name)
                 try:
                     yield
@@ -149,6 +154,12 @@ class Mailboxes:
                         await conn.commit()
         finally:
             self._in_use.discard(name)
+
+    async def close(self) -> None:
+        """Close the lock connections' engine (PostgreSQL)."""
+        if self._lock_engine is not None:
+            await self._lock_engine.dispose()
+            self._lock_engine = None
 
     @staticmethod
     async def _advisory(conn: AsyncConnection, name: str) -> None:
