@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import ssl
 from collections.abc import Awaitable, Callable
@@ -337,7 +338,7 @@ class Session:
             body = await _in_thread_if_large(wire.multiline, raw)
         else:
             head = replies.TOP_FOLLOWS
-            body = wire.multiline(wire.top(raw, top))
+            body = await _in_thread_if_large(functools.partial(wire.top_reply, lines=top), raw)
         await self.write(head.encode() + wire.CRLF)
         for start in range(0, len(body), CHUNK):
             await self.write(body[start : start + CHUNK])

@@ -38,7 +38,15 @@ def top(data: bytes, lines: int) -> bytes:
     if cut < 0:
         return data  # headers only
     head, body = data[: cut + 4], data[cut + 4 :]
-    if lines <= 0 or not body:
-        return head
-    kept = body.split(CRLF, lines)[:lines]
-    return head + CRLF.join(kept) + CRLF
+    end = 0
+    for _ in range(max(0, lines)):
+        found = body.find(CRLF, end)
+        if found < 0:
+            return head + body  # fewer lines than asked: all of them
+        end = found + len(CRLF)
+    return head + body[:end]
+
+
+def top_reply(data: bytes, lines: int) -> bytes:
+    """TOP's multi-line reply body: `top` made ready to send."""
+    return multiline(top(data, lines))
