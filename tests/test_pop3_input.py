@@ -145,6 +145,15 @@ def test_auth_plain_logs_in_and_deleted_message_cannot_be_read(relay: RunningRel
     still_serving(relay)
 
 
+def test_auth_plain_without_initial_response_asks_for_it(relay: RunningRelay) -> None:
+    """AUTH PLAIN alone gets "+ ", and the credentials on the next line log in."""
+    token = base64.b64encode(b"\0alice\0" + PASSWORDS["alice"].encode())
+    got = replies_to(relay.port("pop3"), b"AUTH PLAIN", token, b"STAT")
+    assert got[0] == replies.AUTH_CONTINUE.encode()
+    assert got[1].startswith(b"+OK maildrop has 3 messages")
+    assert got[2].startswith(b"+OK 3 ")
+
+
 def test_failed_logins_share_the_smtp_throttle(relay: RunningRelay) -> None:
     """A failed SMTP AUTH and a failed POP3 login from one address count together."""
     throttle = relay.relay.pop3[0].authenticator.throttle
