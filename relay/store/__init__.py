@@ -19,6 +19,7 @@ from relay.store.error_key import ErrorKey
 from relay.store.events import Event, Events
 from relay.store.fresh import FreshRaw
 from relay.store.indexer import Indexer
+from relay.store.mailboxes import Entry, InUse, Mailboxes, Removed
 from relay.store.messages import MessageRow, Messages, Page, RecipientRow
 from relay.store.migrate import SchemaState
 from relay.store.notices import Notices
@@ -47,6 +48,7 @@ __all__ = [
     "Claim",
     "Counts",
     "Database",
+    "Entry",
     "ErrorKey",
     "Event",
     "EventRow",
@@ -55,8 +57,10 @@ __all__ = [
     "Group",
     "HookAttempt",
     "HookStats",
+    "InUse",
     "Indexer",
     "Kind",
+    "Mailboxes",
     "MessageRow",
     "NewMessage",
     "NewRecipient",
@@ -75,6 +79,7 @@ __all__ = [
     "RecipientStats",
     "RecipientTimeline",
     "Released",
+    "Removed",
     "Result",
     "SchemaState",
     "ShapeRow",
@@ -94,9 +99,11 @@ class Store:
     it (retry, hold, release, cancel, release captured mail); `timeline` reads one
     message's attempts; `tags` lists the tags (changes go through `set_tags`,
     `rename_tag` and `delete_tag`, which announce them); `checks` keeps the results of
-    checks run on a message. `outbox` writes the webhooks' events with the changes that
-    raise them, `webhooks` hands them to the sender and shows them; `suppressions` is the
-    suppression list. `configure` gives them the [[webhook]] and [suppression] tables.
+    checks run on a message; `mailboxes` is what POP3 reads (changes go through
+    `remove_from_mailbox`, which announces them). `outbox` writes the webhooks' events
+    with the changes that raise them, `webhooks` hands them to the sender and shows them;
+    `suppressions` is the suppression list. `configure` gives them the [[webhook]] and
+    [suppression] tables.
     """
 
     def __init__(self, storage: StorageConfig) -> None:
@@ -112,6 +119,7 @@ class Store:
         self.actions = Actions(self.db, self.events, self.outbox)
         self.tags = Tags(self.db)
         self.checks = Checks(self.db)
+        self.mailboxes = Mailboxes(self.db)
         self.committer = GroupCommit(self.db)
         # SQLite's search index is filled in the background (PostgreSQL keeps its own).
         self.indexer = Indexer(self.db, self.committer) if self.db.is_sqlite else None
@@ -190,6 +198,14 @@ class Store:
         self._gone(gone)
         return gone
 
+    async def remove_from_mailbox(self, name: str | None, ids: list[str]) -> Removed:
+        """A POP3 session's deletions (relay.store.mailboxes.Mailboxes.remove), in one
+        transaction; announce what went and what only left its mailbox."""
+        removed = await self.mailboxes.remove(name, ids)
+        self._gone(removed.deleted)
+        self._changed(removed.unlisted)
+        return removed
+
     async def set_read(self, ids: list[str], read: bool) -> list[str]:
         """Mark messages read or unread; announce those whose marker changed."""
         changed = await self.messages.set_read(ids, read)
@@ -262,4 +278,5 @@ class Store:
             await self.notices.stop()
             self.notices = None
         self.events.close()
+        await self.mailboxes.close()
         await self.db.close()

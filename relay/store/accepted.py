@@ -51,6 +51,8 @@ class NewMessage:
     tls: bool = False
     tags: tuple[str, ...] = ()
     """Its tags (relay.tagging.tags_of), each once."""
+    mailbox: str = "default"
+    """The mailbox it is read from (relay.mailboxes.mailbox_for)."""
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,7 @@ def message_rows(new: NewMessage) -> MessageRows:
         "auth_user": new.auth_user,
         "tls": new.tls,
         "read": False,
+        "mailbox": new.mailbox,
     }
     text = search_text(
         s.subject,

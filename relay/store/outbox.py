@@ -271,4 +271,5 @@ def _facts(new: NewMessage) -> Facts:
         received_at=new.received_at,
         search_text=functools.cache(text),
         tag_keys=frozenset(map(tagging.key, new.tags)),
+        mailbox=new.mailbox,
     )

@@ -65,12 +65,16 @@ message = Table(
     Column("auth_user", String(255), nullable=True),
     Column("tls", Boolean, nullable=False, default=False),
     Column("read", Boolean, nullable=False, default=False),
+    # The mailbox it is read from (relay/mailboxes.py); NULL: taken out of its mailbox over
+    # POP3 while recipients still wait for delivery (relay/store/mailboxes.py); since 0008.
+    Column("mailbox", String(255), nullable=True, server_default="default"),
 )
 
 # Newest first, within a listener or an authenticated user; unread counts.
 Index("ix_message_listener", message.c.listener, message.c.id)
 Index("ix_message_auth_user", message.c.auth_user, message.c.id)
 Index("ix_message_read", message.c.read, message.c.id)
+Index("ix_message_mailbox", message.c.mailbox, message.c.id)
 
 message_raw = Table(
     "message_raw",

@@ -34,6 +34,9 @@ _CONTACT = {
     "required": ["Email"],
     "properties": {"Email": {"type": "string"}, "Name": {"type": "string"}},
 }
+_MAILBOX = _query(
+    "mailbox", "Only this mailbox (admins; a user narrowed to one mailbox always gets theirs)"
+)
 
 SCHEMAS: JSON = {
     "Error": {"type": "object", "properties": {"Error": {"type": "string"}}},
@@ -84,7 +87,7 @@ PATHS: JSON = {
     "/api/v1/messages": {
         "get": {
             "summary": "List messages, newest first",
-            "parameters": _PAGING,
+            "parameters": [*_PAGING, _MAILBOX],
             "responses": {"200": _json(MESSAGES_SUMMARY.ref), "400": _BAD},
         },
         "put": {
@@ -111,12 +114,16 @@ PATHS: JSON = {
     "/api/v1/search": {
         "get": {
             "summary": "Messages a search matches, newest first",
-            "parameters": [_query("query", "Search (docs/api.md)", required=True), *_PAGING],
+            "parameters": [
+                _query("query", "Search (docs/api.md)", required=True),
+                *_PAGING,
+                _MAILBOX,
+            ],
             "responses": {"200": _json(MESSAGES_SUMMARY.ref), "400": _BAD},
         },
         "delete": {
             "summary": "Delete every message a search matches",
-            "parameters": [_query("query", "Search (docs/api.md)", required=True)],
+            "parameters": [_query("query", "Search (docs/api.md)", required=True), _MAILBOX],
             "responses": {"200": _OK, "400": _BAD},
         },
     },
@@ -202,6 +209,7 @@ PATHS: JSON = {
                 _query("query", "Search (docs/api.md); empty: any message"),
                 _query("timeout", "Seconds to wait (default 30, at most 300)", "number"),
                 _query("after", "Only messages stored after this message ID"),
+                _MAILBOX,
             ],
             "responses": {
                 "200": _json(MESSAGE_SUMMARY.ref),

@@ -1,7 +1,7 @@
 """webhook_event (the webhooks' outbox), webhook_attempt (each POST of an event) and
 suppression (addresses relay no longer sends to). All three start empty.
 
-Revision 0009, after 0007 (re-chained after 0008 when both branches are merged).
+Revision 0009, after 0008 (main's mailbox column, merged before this branch).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0009"
-down_revision = "0007"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
