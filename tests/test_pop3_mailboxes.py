@@ -142,7 +142,9 @@ def test_bearer_token_sees_every_mailbox(relay: RunningRelay, sent: dict[str, st
 def test_queue_and_tags_are_for_admins(relay: RunningRelay) -> None:
     """What acts across mailboxes is 403 to a narrowed user, open to the admin."""
     with web(relay, "alice") as alice, web(relay, "root") as root:
-        for path in ("/queue", "/api/v1/queue", "/api/v1/tags"):
+        paths = ("/queue", "/api/v1/queue", "/api/v1/tags", "/webhooks", "/api/v1/webhooks",
+                 "/suppressions", "/api/v1/suppressions")  # fmt: skip
+        for path in paths:
             assert alice.get(path).status_code == 403
             assert root.get(path).status_code == 200
 

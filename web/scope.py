@@ -3,7 +3,8 @@
 A `[web.users]` user who is not in `[web] admins` sees only the mailbox of their name:
 lists, searches, the wait, "delete all" and bulk changes are narrowed to it, a message of
 another mailbox is 404 as if it did not exist, and what acts across mailboxes (the
-queue, tags' rename and delete, chaos rules, /metrics) is 403. An admin, the bearer
+queue, tags' rename and delete, chaos rules, /metrics, webhooks, the suppression list)
+is 403. An admin, the bearer
 token, and everyone when no login is asked see every message, and may narrow a list with
 `?mailbox=NAME` (or `mailbox:NAME` in a search). In "shared" mode nobody is narrowed.
 """
@@ -26,6 +27,10 @@ ADMIN_ONLY = (
     "/api/v1/chaos",
     "/api/v1/tags",
     "/metrics",
+    "/webhooks",
+    "/api/v1/webhooks",
+    "/suppressions",
+    "/api/v1/suppressions",
 )
 """Paths that act across mailboxes: refused (403) to a user narrowed to one mailbox."""
 
