@@ -110,10 +110,11 @@ async def test_search_finds_exactly_these(
 async def test_search_finds_the_same_when_every_term_counts_as_common(
     store: Store, q: str, base: Filter | None, expected: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The same messages when every term found at all counts as common (`FEW` 1), so
-    that each message's text is checked as the newest-first scan reaches it (on
-    PostgreSQL instead of the ids the trigram index found)."""
+    """The same messages when every term found at all counts as common (`FEW` and
+    `FEW_PG` 1), so that each message's text is checked as the newest-first scan reaches
+    it (on PostgreSQL instead of the ids the trigram index found)."""
     monkeypatch.setattr(search, "FEW", 1)
+    monkeypatch.setattr(search, "FEW_PG", 1)
     await check_search(store, q, base, expected)
 
 

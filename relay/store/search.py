@@ -54,7 +54,10 @@ TRIGRAM = 3
 """Characters in a trigram: shorter search terms cannot use the index."""
 FEW = 5000
 """A term found in fewer index rows than this is looked up in the index; a commoner one
-is scanned for (see `_text_condition` and `_pg_text_condition`)."""
+is scanned for (see `_text_condition`); PostgreSQL's threshold is `FEW_PG`."""
+FEW_PG = 1000
+"""PostgreSQL: the same, lower because counting a candidate there means reading its text
+(the trigram index only narrows, LIKE rechecks each row), not just an index row."""
 
 # SQLite's search index (revision 0004; relay.store.indexer fills it), not in schema.py.
 fts = table("message_fts", column("rowid"), column("message_fts"))  # the table: MATCH
@@ -193,11 +196,12 @@ def _pg_text_condition(value: str) -> ColumnElement[bool]:
     planner cannot tell a common term from a rare one (the trigram index's estimate is a
     handful of rows either way), and read every match through the index before taking the
     newest: 913 ms for a word in every message at 100,000. So ask the index first whether
-    fewer than `FEW` texts hold the term (once per query): then the messages are those
+    fewer than `FEW_PG` texts hold the term (once per query): then the messages are those
     ids; else each message's text is checked as the newest-first scan reaches it, which
     fills a page after a few rows."""
     matches = select(message_text.c.message_id).where(_text_scan(value))
-    few = select(func.count()).select_from(matches.limit(FEW).subquery()).scalar_subquery() < FEW
+    counted = matches.limit(FEW_PG).subquery()
+    few = select(func.count()).select_from(counted).scalar_subquery() < FEW_PG
     text_of = select(message_text.c.text).where(message_text.c.message_id == message.c.id)
     common = text_of.scalar_subquery().like(like_pattern(value), escape="\\")
     return case((few, message.c.id.in_(matches)), else_=common)
