@@ -38,6 +38,8 @@ async def at_revision(db_url: str, revision: str) -> None:
 async def run(db_url: str, sql: str) -> None:
     """Run one statement on the database and commit."""
     db = Database(StorageConfig(url=db_url))
+    if db.is_mysql:  # a reserved word there
+        sql = sql.replace(" read)", " `read`)")
     try:
         async with db.writer.begin() as conn:
             await conn.execute(text(sql))

@@ -22,6 +22,7 @@ from relay.status import ACTIONS, SHOWN, Status
 from relay.store.database import Database
 from relay.store.events import Events
 from relay.store.queue_view import QueueFilter, conditions
+from relay.store.returning import update_returning
 from relay.store.schema import message, possible_ids, recipient
 
 
@@ -102,10 +103,8 @@ class Actions:
     ) -> int:
         """Update; NOTIFY other processes at commit, then tell this one's subscribers."""
         async with self.db.writer.begin() as conn:
-            result = await conn.execute(
-                update(recipient).where(*where).values(**values).returning(recipient.c.message_id)
-            )
-            changed = [str(m) for m in result.scalars()]
+            found = await update_returning(conn, recipient, where, values, recipient.c.message_id)
+            changed = [str(m) for m in found]
             await self.db.notify_changes(conn, changed, due)
         self.events.announce(changed, due)
         return len(changed)

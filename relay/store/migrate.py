@@ -7,7 +7,9 @@ last module in relay/store/migrations/versions/). Checking costs one small query
 Everything here is synchronous and runs on a connection that relay.store.database hands
 over (`AsyncConnection.run_sync`) inside a transaction it opened: an upgrade commits whole
 or not at all. On PostgreSQL an advisory lock makes processes that start together migrate
-one after the other (the later ones find the work done); on SQLite `BEGIN IMMEDIATE` does.
+one after the other (the later ones find the work done); on SQLite `BEGIN IMMEDIATE` does;
+on MySQL a named lock (GET_LOCK) does, but there each DDL statement commits by itself:
+an upgrade that fails halfway leaves the revisions it completed.
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 LEGACY_REVISIONS = {2: "0001", 3: "0002"}
 """The revision of a database made before Alembic, by the version its `schema_info` says."""
 LOCK_KEY = 0x72656C6179  # "relay": the PostgreSQL advisory lock held while migrating
+LOCK_MYSQL = {"name": "relay-migrate", "wait": 600}
+"""MySQL's named lock held while migrating, and the seconds another process waits for it."""
+MYSQL_DIALECTS = ("mysql", "mariadb")
 FILE_TEMPLATE = "m%%(rev)s_%%(slug)s"
 SEARCH_INDEX_PREFIX = "message_fts"
 """SQLite's free-text search index (revision 0004): the FTS5 table, its shadow tables and
@@ -128,9 +133,20 @@ def state(conn: Connection) -> SchemaState:
 
 
 def _lock(conn: Connection) -> None:
-    """PostgreSQL: wait for any other process's migration to commit (until ours ends)."""
+    """PostgreSQL: wait for any other process's migration to commit (until ours ends).
+    MySQL: the same with a named lock of the session, held until `_unlock` (its DDL
+    commits statement by statement, so the lock cannot end with a transaction)."""
     if conn.dialect.name == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
+    elif conn.dialect.name in MYSQL_DIALECTS:
+        got = conn.execute(text("SELECT GET_LOCK(:name, :wait)"), LOCK_MYSQL).scalar()
+        if got != 1:
+            raise StoreError("another process has been migrating the database for too long")
+
+
+def _unlock(conn: Connection) -> None:
+    if conn.dialect.name in MYSQL_DIALECTS:
+        conn.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": LOCK_MYSQL["name"]})
 
 
 def _check_foreign_keys(conn: Connection) -> None:
@@ -148,16 +164,21 @@ def upgrade(conn: Connection, target: str = "head") -> SchemaState:
     revision first. The caller commits.
     """
     _lock(conn)
-    before = state(conn)
-    if before.current is None and not before.empty:
-        raise StoreError("the database has tables but no schema revision: it was not made by relay")
-    config = alembic_config(conn)
-    if before.legacy:
-        assert before.current is not None
-        command.stamp(config, before.current)
-        log.info("database made before migrations: recorded as revision %s", before.current)
-    command.upgrade(config, target)
-    _check_foreign_keys(conn)
+    try:
+        before = state(conn)
+        if before.current is None and not before.empty:
+            raise StoreError(
+                "the database has tables but no schema revision: it was not made by relay"
+            )
+        config = alembic_config(conn)
+        if before.legacy:
+            assert before.current is not None
+            command.stamp(config, before.current)
+            log.info("database made before migrations: recorded as revision %s", before.current)
+        command.upgrade(config, target)
+        _check_foreign_keys(conn)
+    finally:
+        _unlock(conn)
     return before
 
 
@@ -165,9 +186,12 @@ def downgrade(conn: Connection, target: str) -> SchemaState:
     """Undo revisions down to `target` inside the caller's transaction; return the state
     found. The caller commits."""
     _lock(conn)
-    before = state(conn)
-    command.downgrade(alembic_config(conn), target)
-    _check_foreign_keys(conn)
+    try:
+        before = state(conn)
+        command.downgrade(alembic_config(conn), target)
+        _check_foreign_keys(conn)
+    finally:
+        _unlock(conn)
     return before
 
 
