@@ -391,14 +391,15 @@ class Database:
         SQLite: `PRAGMA data_version` on a connection of its own that never writes (it
         counts every other connection's commits). PostgreSQL: the WAL insert position,
         which every commit that wrote anything moves before it is visible (the whole
-        cluster's: a commit to another database only costs a recount).
+        cluster's: a commit to another database only costs a recount); MySQL: InnoDB's
+        redo log position, the same way.
         """
         if self.is_sqlite:
             return await asyncio.to_thread(self._sqlite_data_version)
-        if self.is_mysql:
-            return None  # no cheap commit counter: what relies on it computes afresh
         try:
             async with self.reader.connect() as conn:
+                if self.is_mysql:  # InnoDB's redo log position, as on PostgreSQL
+                    return (await conn.execute(text(mysql.LSN))).first()
                 result = await conn.execute(select(func.pg_current_wal_insert_lsn()))
                 return str(result.scalar_one())
         except DBAPIError:  # a standby in recovery has no insert position

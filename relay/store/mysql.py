@@ -65,6 +65,12 @@ SIZE = (
     " WHERE table_schema = DATABASE()"
 )
 """Bytes the database's tables and indexes take, as InnoDB counts them."""
+LSN = (
+    "SHOW GLOBAL STATUS WHERE Variable_name IN"
+    " ('Innodb_lsn_current', 'Innodb_redo_log_current_lsn')"
+)
+"""InnoDB's redo log position (MariaDB's name, then MySQL 8's), which every commit that
+wrote anything moves before it is visible: the whole server's, as on PostgreSQL."""
 
 
 def is_mysql(dialect_name: str) -> bool:
