@@ -26,9 +26,8 @@ the connection that commits past the interval, never on the event loop.
 
 PostgreSQL: one pool (after a database restart, the first statement on a dead connection
 fails and the whole pool is replaced); writers announce what they committed with NOTIFY
-inside their transaction, and relay.store.notices hears the other processes'. MySQL and
-MariaDB: one pool too (relay.store.mysql); the announcements go to change_log, which
-relay.store.changes polls.
+inside their transaction, and relay.store.notices hears the other processes'. MySQL: one
+pool too (relay.store.mysql); announcements go to change_log (relay.store.changes).
 """
 
 from __future__ import annotations
@@ -268,9 +267,10 @@ class Database:
         this relay does not know (a newer relay migrated the database) stops it too.
         """
         await self._make_folder()
-        if self.is_mysql:
-            await mysql.check_charset(self.reader)
         found = await self.schema_state()
+        if self.is_mysql:  # DDL is not transactional there: wait for a migration under way
+            await mysql.check_charset(self.reader)
+            found = found if found.up_to_date else await self._migrate(migrate.settled, "")
         if found.up_to_date:
             return found
         if found.current is not None and not found.known:

@@ -182,6 +182,16 @@ def upgrade(conn: Connection, target: str = "head") -> SchemaState:
     return before
 
 
+def settled(conn: Connection, _target: str = "") -> SchemaState:
+    """The state once no other process is migrating (MySQL, whose DDL commits statement
+    by statement: tables may be there before their revision is recorded)."""
+    _lock(conn)
+    try:
+        return state(conn)
+    finally:
+        _unlock(conn)
+
+
 def downgrade(conn: Connection, target: str) -> SchemaState:
     """Undo revisions down to `target` inside the caller's transaction; return the state
     found. The caller commits."""
