@@ -1,6 +1,7 @@
 """What only MySQL and MariaDB need: raw bytes in chunks under `max_allowed_packet`, the
-change_log that stands in for LISTEN/NOTIFY, utf8mb4 with a binary collation, and a clear
-stop on a database with another character set."""
+change_log that stands in for LISTEN/NOTIFY, utf8mb4 with a binary collation, a clear
+stop on a database with another character set; and the retry of a deadlock's victim,
+which PostgreSQL shares."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import func, select, text
+from sqlalchemy.engine import Connection
 
 from relay.config import ListenerConfig, StorageConfig
 from relay.errors import StoreError
@@ -237,3 +239,32 @@ async def test_old_change_log_rows_are_pruned(mysql_url: str) -> None:
         assert left == 0
     finally:
         await store.close()
+
+
+RAISE_DEADLOCK = {
+    "mysql": "SIGNAL SQLSTATE '40001' SET MYSQL_ERRNO = 1213, MESSAGE_TEXT = 'Deadlock found'",
+    "postgresql": "DO $$ BEGIN RAISE EXCEPTION 'deadlock detected' USING ERRCODE = '40P01'; END $$",
+}
+"""A statement that fails as a deadlock's victim does, on each database."""
+
+
+async def test_a_queue_transaction_chosen_as_a_deadlocks_victim_runs_again(
+    shared_url: str,
+) -> None:
+    """Claims and results of processes sharing the queue can deadlock (InnoDB and
+    PostgreSQL roll one back): the queue's transaction is run again, not lost."""
+    store = Store(StorageConfig(url=shared_url))
+    await store.open()
+    tries: list[int] = []
+
+    def work(conn: Connection) -> str:
+        tries.append(1)
+        if len(tries) < 3:
+            conn.execute(text(RAISE_DEADLOCK[conn.dialect.name]))
+        return "done"
+
+    try:
+        assert await store.db.queue_write(work) == "done"
+    finally:
+        await store.close()
+    assert len(tries) == 3

@@ -58,6 +58,9 @@ KEY_LENGTH = 700
 up to 4 a character, and a recipient's key is this with its 26-character message id)."""
 DEADLOCK = 1213
 """InnoDB's error number for a transaction chosen as a deadlock's victim."""
+PG_DEADLOCK = "40P01"
+"""PostgreSQL's SQLSTATE for the same (claims and results of processes sharing the queue
+can cross there too)."""
 DEADLOCK_TRIES = 5
 """Tries of a delivery-queue transaction that keeps being a deadlock's victim."""
 SIZE = (
@@ -100,15 +103,18 @@ def engine(url: URL, storage: StorageConfig) -> AsyncEngine:
 
 
 def deadlocked(exc: DBAPIError) -> bool:
-    """Whether an error is InnoDB's rollback of a deadlock's victim (worth a retry)."""
+    """Whether an error is the rollback of a deadlock's victim (worth a retry): InnoDB's,
+    or PostgreSQL's (SQLSTATE 40P01)."""
+    if getattr(exc.orig, "pgcode", None) == PG_DEADLOCK:
+        return True
     args: tuple[Any, ...] = tuple(getattr(exc.orig, "args", ()))
     return bool(args) and args[0] == DEADLOCK
 
 
 async def retry_deadlocks(engine: AsyncEngine, work: Callable[[Connection], T]) -> T:
     """Run `work` in a transaction of `engine`, again (up to DEADLOCK_TRIES in all) while
-    InnoDB rolls it back as a deadlock's victim: claims and results of processes that
-    share the queue can cross, and the whole transaction is safe to repeat."""
+    the database rolls it back as a deadlock's victim: claims and results of processes
+    that share the queue can cross, and the whole transaction is safe to repeat."""
     for _ in range(DEADLOCK_TRIES - 1):
         try:
             async with engine.begin() as conn:
