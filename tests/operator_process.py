@@ -4,8 +4,11 @@ file appears, printing each action it completed as a JSON line.
 
     python -m tests.operator_process DATABASE_URL STOP_FILE
 
-It acts only on messages whose id ends in one of MINE, so that a test can let other
-writers act on the rest and still check every answered write.
+It prints "ready" once its store is open, and after the stop file appears it goes on (for
+at most GRACE seconds) until each action has changed something at least once, so that a
+slow start on a busy machine still exercises every action. It acts only on messages whose
+id ends in one of MINE, so that a test can let other writers act on the rest and still check
+every answered write.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from relay.store import Filter, Store
 
 MINE = "GHJKMNPQRSTVWXYZ"
 ACTIONS = ("retry", "hold", "cancel", "delete", "read")
+GRACE = 60.0
 
 
 def report(action: str, message_id: str, changed: int) -> None:
@@ -47,16 +51,28 @@ async def run(url: str, stop: Path) -> None:
     store = Store(StorageConfig(url=url))
     await store.open()
     touched: set[str] = set()
+    acted: set[str] = set()
     turn = 0
+    print("ready", flush=True)
+    stopped_at: float | None = None
     try:
-        while not await asyncio.to_thread(stop.exists):
+        while True:
+            if stopped_at is None and await asyncio.to_thread(stop.exists):
+                stopped_at = time.monotonic()
+            if stopped_at is not None and (
+                acted >= set(ACTIONS) or time.monotonic() - stopped_at > GRACE
+            ):
+                break
             page = await store.messages.page(0, 200, Filter(status="deferred"))
             ours = [m.id for m in page.messages if m.id[-1] in MINE and m.id not in touched]
             for message_id in ours[:10]:
                 action = ACTIONS[turn % len(ACTIONS)]
                 turn += 1
                 touched.add(message_id)
-                report(action, message_id, await act(store, action, message_id))
+                changed = await act(store, action, message_id)
+                if changed:
+                    acted.add(action)
+                report(action, message_id, changed)
             await asyncio.sleep(0.05)  # a person at a terminal is not a tight loop
     finally:
         await store.close()

@@ -35,6 +35,7 @@ upstream = "nowhere"
 host = "127.0.0.1"
 port = {port}
 tls = "none"
+breaker_failures = 0  # every recipient is deferred on its own, for the operator to act on
 [delivery]
 retry_schedule = [3600.0]
 """
@@ -68,6 +69,8 @@ def test_concurrent_writers_never_lock_out_ingest(tmp_path: Path, figures: dict[
         stderr=subprocess.PIPE,
         text=True,
     )
+    assert operator.stdout is not None
+    assert operator.stdout.readline().strip() == "ready", operator.communicate()[1]
     crowd = Crowd(ports.smtp, messages(MESSAGES, seed=9)).start()
     web = WebBurst(
         f"http://127.0.0.1:{ports.web}",
