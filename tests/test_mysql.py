@@ -21,7 +21,7 @@ from relay.config import ListenerConfig, StorageConfig
 from relay.errors import StoreError
 from relay.query import parse
 from relay.status import Status
-from relay.store import Filter, Store
+from relay.store import Database, Filter, Store, migrate
 from relay.store.chunks import CHUNK
 from relay.store.schema import change_log, message_raw_chunk
 from tests import mysql
@@ -144,6 +144,49 @@ async def test_a_change_committed_after_a_later_one_is_still_heard(mysql_url: st
     finally:
         await one.close()
         await other.close()
+
+
+async def test_the_feed_outlives_the_loss_of_its_connections(mysql_url: str) -> None:
+    """Every connection to the database killed (a server restart, a proxy's idle timeout):
+    the pools replace them at their next use (pre-ping), and changes are heard again."""
+    one, other = await _open(mysql_url), await _open(mysql_url)
+    try:
+        name = mysql_url.rsplit("/", 1)[1]
+        rows = await mysql.query(
+            "SELECT id FROM information_schema.processlist WHERE db = %s AND id <> CONNECTION_ID()",
+            name,
+        )
+        assert rows
+        for (thread,) in rows:
+            await mysql.query(f"KILL {int(thread)}")
+        new = new_message(["b@example.net"])
+        listening = asyncio.create_task(_heard(other, "message", new.id))
+        await asyncio.sleep(0.1)
+        await one.add_message(new)
+        assert await listening < 2.0
+    finally:
+        await one.close()
+        await other.close()
+
+
+async def test_the_migration_lock_is_held_until_the_last_revision_is_committed(
+    mysql_url: str,
+) -> None:
+    """MySQL's DDL commits as it goes, but the number of the last revision is written in
+    the upgrade's own transaction: the named lock that makes other processes wait is
+    released only after that commit, never before (they would read an older revision)."""
+    db = Database(StorageConfig(url=mysql_url))
+    try:
+        async with db.writer.connect() as conn:
+            async with conn.begin():
+                await conn.run_sync(migrate.upgrade, "head")
+                held = await mysql.query("SELECT IS_USED_LOCK(%s)", migrate.LOCK_MYSQL["name"])
+            await conn.run_sync(migrate.unlock)
+        free = await mysql.query("SELECT IS_FREE_LOCK(%s)", migrate.LOCK_MYSQL["name"])
+    finally:
+        await db.close()
+    assert held[0][0] is not None
+    assert free[0][0] == 1
 
 
 TEXTS = [

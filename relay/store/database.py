@@ -127,9 +127,8 @@ def enter_wal(cursor: Any, timeout: float) -> None:
 
 
 def _server_engine(url: URL, storage: StorageConfig, is_mysql: bool) -> AsyncEngine:
-    """PostgreSQL's pool (no pre-ping, three round trips per checkout with asyncpg: after
-    a database restart the first use of a dead connection fails, and SQLAlchemy then
-    replaces every connection the pool held); MySQL's (relay.store.mysql)."""
+    """MySQL's pool (relay.store.mysql); PostgreSQL's, without pre-ping (three round trips
+    a checkout): a dead connection fails once, and SQLAlchemy replaces the whole pool."""
     if is_mysql:
         return mysql.engine(url, storage)
     return create_async_engine(url, pool_size=storage.pool_size, max_overflow=storage.pool_size)
@@ -249,8 +248,12 @@ class Database:
         else:
             engine = self.writer
         try:
-            async with engine.begin() as conn:
-                return await conn.run_sync(step, target)
+            async with engine.connect() as conn:
+                try:
+                    async with conn.begin():
+                        return await conn.run_sync(step, target)
+                finally:  # MySQL's lock goes only once all is committed
+                    await conn.run_sync(migrate.unlock)
         except StoreError:
             raise
         except Exception as exc:
@@ -314,10 +317,7 @@ class Database:
         if self.is_sqlite or not ids:
             return
         if self.is_mysql:
-            if not self._change_log:  # before revision 0010 (tests of old schemas) no table
-                self._change_log = conn.dialect.has_table(conn, "change_log")
-            if self._change_log:
-                record(conn, payloads(self.origin, kind, ids))
+            self._change_log = record(conn, payloads(self.origin, kind, ids), self._change_log)
             return
         for payload in payloads(self.origin, kind, ids):
             conn.execute(select(func.pg_notify(CHANNEL, payload)))

@@ -14,6 +14,7 @@ an upgrade that fails halfway leaves the revisions it completed.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -29,6 +30,7 @@ from alembic.script.revision import RevisionError
 from alembic.util.exc import CommandError
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 
 from relay.errors import StoreError
 
@@ -134,7 +136,7 @@ def state(conn: Connection) -> SchemaState:
 
 def _lock(conn: Connection) -> None:
     """PostgreSQL: wait for any other process's migration to commit (until ours ends).
-    MySQL: the same with a named lock of the session, held until `_unlock` (its DDL
+    MySQL: the same with a named lock of the session, held until `unlock` (its DDL
     commits statement by statement, so the lock cannot end with a transaction)."""
     if conn.dialect.name == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
@@ -144,9 +146,13 @@ def _lock(conn: Connection) -> None:
             raise StoreError("another process has been migrating the database for too long")
 
 
-def _unlock(conn: Connection) -> None:
+def unlock(conn: Connection) -> None:
+    """MySQL: release the lock `_lock` took, after the caller's transaction committed (the
+    last revision's number is written in it); a no-op elsewhere. A lost connection has
+    released it already."""
     if conn.dialect.name in MYSQL_DIALECTS:
-        conn.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": LOCK_MYSQL["name"]})
+        with contextlib.suppress(DBAPIError):
+            conn.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": LOCK_MYSQL["name"]})
 
 
 def _check_foreign_keys(conn: Connection) -> None:
@@ -159,49 +165,40 @@ def _check_foreign_keys(conn: Connection) -> None:
 def upgrade(conn: Connection, target: str = "head") -> SchemaState:
     """Bring the database to `target` inside the caller's transaction; return the state found.
 
-    Takes the migration lock first (PostgreSQL), so the state is read after any other
-    process's upgrade committed. A database made before migrations is stamped with its
+    Takes the migration lock first (PostgreSQL; on MySQL the caller releases it with
+    `unlock` after its commit), so the state is read after any other process's upgrade
+    committed. A database made before migrations is stamped with its
     revision first. The caller commits.
     """
     _lock(conn)
-    try:
-        before = state(conn)
-        if before.current is None and not before.empty:
-            raise StoreError(
-                "the database has tables but no schema revision: it was not made by relay"
-            )
-        config = alembic_config(conn)
-        if before.legacy:
-            assert before.current is not None
-            command.stamp(config, before.current)
-            log.info("database made before migrations: recorded as revision %s", before.current)
-        command.upgrade(config, target)
-        _check_foreign_keys(conn)
-    finally:
-        _unlock(conn)
+    before = state(conn)
+    if before.current is None and not before.empty:
+        raise StoreError("the database has tables but no schema revision: it was not made by relay")
+    config = alembic_config(conn)
+    if before.legacy:
+        assert before.current is not None
+        command.stamp(config, before.current)
+        log.info("database made before migrations: recorded as revision %s", before.current)
+    command.upgrade(config, target)
+    _check_foreign_keys(conn)
     return before
 
 
 def settled(conn: Connection, _target: str = "") -> SchemaState:
     """The state once no other process is migrating (MySQL, whose DDL commits statement
-    by statement: tables may be there before their revision is recorded)."""
+    by statement: tables may be there before their revision is recorded). The caller
+    releases the lock (`unlock`)."""
     _lock(conn)
-    try:
-        return state(conn)
-    finally:
-        _unlock(conn)
+    return state(conn)
 
 
 def downgrade(conn: Connection, target: str) -> SchemaState:
     """Undo revisions down to `target` inside the caller's transaction; return the state
     found. The caller commits."""
     _lock(conn)
-    try:
-        before = state(conn)
-        command.downgrade(alembic_config(conn), target)
-        _check_foreign_keys(conn)
-    finally:
-        _unlock(conn)
+    before = state(conn)
+    command.downgrade(alembic_config(conn), target)
+    _check_foreign_keys(conn)
     return before
 
 
