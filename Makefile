@@ -6,7 +6,7 @@ RUN_STAMP := $(VENV)/.installed-run
 TEST_STAMP := $(VENV)/.installed-test
 JS_STAMP := tests/js/node_modules/.installed
 
-.PHONY: run test check bench bench-compare bench-relay bench-startup screenshots migration caniemail clean
+.PHONY: run test check bench bench-compare bench-relay bench-pop3 bench-webhooks bench-startup screenshots migration caniemail clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +60,14 @@ bench-compare: $(TEST_STAMP)
 ## idle delivery delay), beside a throwaway Postfix when root
 bench-relay: $(TEST_STAMP)
 	$(BIN)/python -m bench.relay
+
+## bench-pop3: STAT, LIST, UIDL, RETR and a login on a 1,000-message POP3 mailbox
+bench-pop3: $(TEST_STAMP)
+	$(BIN)/python -m bench.pop3
+
+## bench-webhooks: events sent per second to a local receiver, ingest with and without a webhook
+bench-webhooks: $(TEST_STAMP)
+	$(BIN)/python -m bench.webhooks
 
 ## bench-startup: how long `relay --help`, `check-config` and `sendmail` take to run
 bench-startup: $(TEST_STAMP)

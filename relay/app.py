@@ -17,10 +17,12 @@ from relay.chaos import Chaos
 from relay.config import ROLES, Config, ListenerConfig, resolved
 from relay.delivery.worker import Worker
 from relay.errors import StartupError
+from relay.events.worker import EventSender
 from relay.housekeeping import Retention
+from relay.logins import Authenticator
 from relay.metrics import Metrics
+from relay.pop3.server import Pop3Listener
 from relay.processes import Helpers, PrimaryLink
-from relay.smtp.auth import Authenticator
 from relay.smtp.chaos import StageChaos
 from relay.smtp.handler import Handler
 from relay.smtp.listener import Listener
@@ -68,6 +70,7 @@ class Relay:
         self.config = config
         self.roles = frozenset(config.server.roles)
         self.store = Store(config.storage)
+        self.store.configure(config.webhook, config.suppression)
         self.metrics = Metrics()
         # Off: no Chaos at all, and every stage's check for it is all it costs.
         self.chaos = Chaos(config.chaos) if config.chaos.enabled else None
@@ -78,16 +81,15 @@ class Relay:
         accepts = "smtp" in self.roles and (
             config.server.smtp_in_primary or config.server.smtp_processes == 1
         )
-        self.listeners = [self._listener(lc, authenticator) for lc in config.listener if accepts]
+        smtp = [lc for lc in config.listener if not lc.is_pop3 and accepts]
+        self.listeners = [self._listener(lc, authenticator) for lc in smtp]
+        # POP3 reads mailboxes: its listeners run in the primary process only.
+        reads = "smtp" in self.roles and not helper
+        pop3 = [lc for lc in config.listener if lc.is_pop3 and reads]
+        self.pop3 = [Pop3Listener(lc, config, self.store, authenticator) for lc in pop3]
         for listener in self.listeners:
             self.metrics.watch_sessions(listener.config.name, listener.sessions.__len__)
-        # Retention is housekeeping of the queue: it runs where delivery does.
-        self.retention: Retention | None = None
-        self.worker: Worker | None = None
-        if "delivery" in self.roles:
-            self.retention = Retention(config.storage, self.store, self.metrics)
-            self.worker = Worker(config, self.store, metrics=self.metrics, chaos=self.chaos)
-            self.metrics.watch_connections(self.worker.sender.open_connections)
+        self.retention, self.worker, self.events = self._delivery(config)
         self.helpers: Helpers | None = None
         wanted = config.server.smtp_processes - 1
         if helper_command is not None and wanted > 0 and "smtp" in self.roles:
@@ -114,6 +116,19 @@ class Relay:
         self._stopping = asyncio.Event()
         self._starting: asyncio.Future[None] | None = None
 
+    def _delivery(
+        self, config: Config
+    ) -> tuple[Retention | None, Worker | None, EventSender | None]:
+        """With the delivery role: the worker, retention (housekeeping of the queue) and the
+        webhooks' sender (any process may write their events; this one sends them)."""
+        if "delivery" not in self.roles:
+            return None, None, None
+        retention = Retention(config.storage, self.store, self.metrics)
+        worker = Worker(config, self.store, metrics=self.metrics, chaos=self.chaos)
+        self.metrics.watch_connections(worker.sender.open_connections)
+        events = EventSender(config.webhook, self.store) if config.webhook else None
+        return retention, worker, events
+
     def _listener(self, lc: ListenerConfig, authenticator: Authenticator) -> Listener:
         """The listener of `lc`, with its handler (and its chaos, when on)."""
         chaos = StageChaos(self.chaos, lc.name) if self.chaos is not None else None
@@ -135,9 +150,11 @@ class Relay:
                 await self.store.listen()  # other processes' changes (PostgreSQL)
             if self.worker is not None:
                 await self.worker.start()
+            if self.events is not None:
+                await self.events.start()
             if self.link is not None:
                 await self.link.start()
-            if self.listeners:
+            if self.listeners or self.pop3:
                 await self._start_listeners()
             if self.helpers is not None:
                 await self.helpers.start()
@@ -200,6 +217,19 @@ class Relay:
                 "n/a (implicit TLS)" if lc.implicit_tls else lc.starttls,
                 lc.auth,
             )
+        for pop3 in self.pop3:
+            await pop3.start(contexts.get(pop3.config.name))
+            host, port = pop3.bound
+            lc = pop3.config
+            log.info(
+                "pop3 listener %r (%s) on %s:%d: %s, insecure logins %s",
+                lc.name,
+                lc.kind,
+                host,
+                port,
+                "implicit TLS" if lc.implicit_tls else f"STLS {lc.starttls}",
+                "allowed" if lc.allow_insecure_auth else "refused",
+            )
 
     async def _start_web(self) -> None:
         from web import create_app  # the only import of the web package from relay/
@@ -228,7 +258,9 @@ class Relay:
             *([self.retention.stop()] if self.retention is not None else []),
             *([self.store.indexer.stop()] if self.store.indexer is not None else []),
             *(listener.stop(timeout) for listener in self.listeners),
+            *(pop3.stop(timeout) for pop3 in self.pop3),
             *([self.worker.stop(timeout)] if self.worker is not None else []),
+            *([self.events.stop()] if self.events is not None else []),
         )
         self.store.events.close()  # ends the web UI's event streams, so that it can stop
         if self._web is not None and self._web_task is not None:
@@ -249,9 +281,11 @@ class Relay:
             await self.store.db.ping()
         except Exception as exc:  # noqa: BLE001 - any failure means "not ready", said as is
             found.append(f"database unreachable: {exc}")
-        for listener in self.listeners:
-            if not listener.serving:
-                found.append(f"listener {listener.config.name!r} is not accepting connections")
+        serving = [(lr.config.name, lr.serving) for lr in self.listeners]
+        serving += [(pop3.config.name, pop3.serving) for pop3 in self.pop3]
+        for name, up in serving:
+            if not up:
+                found.append(f"listener {name!r} is not accepting connections")
         return found
 
     def request_stop(self) -> None:

@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from relay import address, ids, routing, tagging
+from relay import address, ids, mailboxes, routing, tagging
 from relay.config import Config
 from relay.errors import RelayError
 from relay.mime import summary
@@ -84,6 +84,9 @@ class Origin:
     protocol: str = "ESMTP"
     may_relay: bool = False
     """Whether recipients whose route relays them may be accepted from this origin."""
+    owns_mail: bool = True
+    """Whether `auth_user` is a person whose mailbox (in per-user mode) takes the message;
+    not the web's bearer token, which logs in as "token" but is no user."""
 
 
 class Refused(RelayError):
@@ -167,11 +170,13 @@ async def submit(
     raw = header + content
     del content  # a large message is held once, not twice, while it is parsed and stored
     fields = await INGEST.run(len(raw), summary.summarize, raw)  # never raises
+    owner = origin.auth_user if origin.owns_mail else None
+    mailbox = mailboxes.mailbox_for(config, owner, [r.address for r in routed])
     tags: tuple[str, ...] = ()
     if tagging.wanted(config.tags, config.tag, fields):
         rcpts = [(r.address, r.status.value) for r in routed]
         arrival = tagging.Arrival(
-            mail_from, rcpts, len(raw), origin.listener, origin.auth_user, now
+            mail_from, rcpts, len(raw), origin.listener, origin.auth_user, now, mailbox
         )
         tags = tags_for(config, fields, arrival)
     await store.add_message(
@@ -188,6 +193,7 @@ async def submit(
             auth_user=origin.auth_user,
             tls=origin.tls,
             tags=tags,
+            mailbox=mailbox,
         )
     )
     return message_id
@@ -206,7 +212,10 @@ async def bounce(store: Store, config: Config, sender: str, data: bytes, now: fl
         return None
     rcpt = _new_recipient(sender, decision)
     fields = await INGEST.run(len(data), summary.full, data)
-    arrival = tagging.Arrival("", [(sender, rcpt.status.value)], len(data), DSN_LISTENER, None, now)
+    mailbox = mailboxes.mailbox_for(config, None, [sender])
+    arrival = tagging.Arrival(
+        "", [(sender, rcpt.status.value)], len(data), DSN_LISTENER, None, now, mailbox
+    )
     new = NewMessage(
         id=ids.new_id(now),
         received_at=now,
@@ -218,6 +227,7 @@ async def bounce(store: Store, config: Config, sender: str, data: bytes, now: fl
         peer="127.0.0.1",
         helo=config.server.host_name,
         tags=tags_for(config, fields, arrival),
+        mailbox=mailbox,
     )
     await store.add_message(new)
     return new.id

@@ -47,6 +47,7 @@ class Facts:
     attachments: int = 0
     listener: str = ""
     auth_user: str | None = None
+    mailbox: str = "default"
     received_at: float = 0.0
     search_text: Callable[[], str] = field(default=lambda: "")
     """The lower-cased text free-text search looks in, made only when a term needs it."""
@@ -97,6 +98,7 @@ _HOLDS: dict[Field, Callable[[Facts, str], bool]] = {
     Field.SMALLER: lambda f, v: f.size < parse_size(v),
     Field.TAG: lambda f, v: v.lower() in f.tag_keys,
     Field.HTML_SCORE: lambda f, v: False,
+    Field.MAILBOX: lambda f, v: f.mailbox == v,
 }
 
 

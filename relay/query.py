@@ -10,6 +10,7 @@
                             failed, held, cancelled)
     has:attachment          at least one attachment
     listener:smtp  user:app the listener it came in on, the authenticated user
+    mailbox:tenant-a        the mailbox it is in (docs/pop3.md)
     message-id:abc@host     the Message-ID header
     addressed:bob           From, To or Cc header, the envelope sender or a recipient
     after:2024-05-01        received on or after a date (or ISO 8601 time; UTC unless
@@ -59,6 +60,7 @@ class Field(StrEnum):
     SMALLER = "smaller"
     TAG = "tag"
     HTML_SCORE = "html-score"
+    MAILBOX = "mailbox"
 
 
 READ = "read"

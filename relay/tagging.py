@@ -143,6 +143,8 @@ class Arrival:
     listener: str
     auth_user: str | None
     received_at: float
+    mailbox: str = "default"
+    """The mailbox it lands in (relay.mailboxes.mailbox_for)."""
 
 
 def wanted(settings: TagsConfig, rules: tuple[TagRule, ...], summary: Summary) -> bool:
@@ -180,6 +182,7 @@ def tags_of(
             attachments=summary.attachments,
             listener=arrival.listener,
             auth_user=arrival.auth_user,
+            mailbox=arrival.mailbox,
             received_at=arrival.received_at,
             search_text=functools.cache(search_text),
             tag_keys=frozenset(map(key, found)),

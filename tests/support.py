@@ -105,7 +105,7 @@ class RunningRelay:
 
     def port(self, name: str) -> int:
         """Port of the listener called `name`."""
-        for item in self.relay.listeners:
+        for item in [*self.relay.listeners, *self.relay.pop3]:
             if item.config.name == name:
                 return item.bound[1]
         raise KeyError(name)

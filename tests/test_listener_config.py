@@ -129,7 +129,8 @@ def test_relay_toml_documents_every_key_with_its_default(section: type) -> None:
 
 
 def test_relay_toml_production_example_is_valid(tmp_path: Path) -> None:
-    """Uncommenting the production example gives listeners on 25, 587 and 465 as described."""
+    """Uncommenting the production example gives listeners on 25, 587, 465, 110 and 995 as
+    described."""
     text = (ROOT / "relay.toml").read_text()
     before, rest = text.split("# BEGIN production example", 1)
     block, after = rest.split("# END production example", 1)
@@ -142,6 +143,8 @@ def test_relay_toml_production_example_is_valid(tmp_path: Path) -> None:
         "mx": (25, "smtp", "optional", "optional"),
         "submission": (587, "submission", "required", "required"),
         "smtps": (465, "smtps", "off", "required"),
+        "pop3": (110, "pop3", "optional", "required"),
+        "pop3s": (995, "pop3s", "off", "required"),
     }
 
 

@@ -328,7 +328,7 @@ async def test_revision_0006_adds_the_destinations_state_to_mail_already_queued(
         assert "destination_state" not in await tables(store)
         waiting = [new_message([f"u{i}@example.com"], received_at=1000.0) for i in range(3)]
         for new in waiting:
-            await store.add_message(new)
+            await store.messages.add(new)  # names only the columns of the old schema
         await store.db.upgrade()
         batch = await store.queue.claim_batch("w", 1000.0, 300.0, 10, rate=lambda _: 2)
     assert (len(batch.claims), batch.picked) == (2, 3)

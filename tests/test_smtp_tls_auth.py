@@ -22,8 +22,8 @@ import pytest
 import trustme
 
 from relay.config import TLSConfig
+from relay.logins import Throttle
 from relay.smtp import replies
-from relay.smtp.auth import Throttle
 from tests import mail
 from tests.support import (
     PASSWORD,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
 from pathlib import Path
@@ -18,7 +19,7 @@ from relay.chaos import Chaos
 from relay.config import Config
 from relay.metrics import Metrics
 from relay.store import Store
-from web import api, listing, live, message, pages, queue, release, tags
+from web import api, hooks, listing, live, message, pages, queue, release, scope, tags
 from web.checks import CheckRuns
 from web.ops import Readiness
 from web.rendering import make_templates
@@ -52,6 +53,16 @@ def csrf_key(secret: str) -> bytes | None:
     return hashlib.sha256(b"relay csrf\0" + secret.encode()).digest() if secret else None
 
 
+def _security(config: Config) -> Middleware:
+    """The security middleware: login, CSRF, headers, and each user's mailbox."""
+    return Middleware(
+        SecurityMiddleware,
+        config=config.web,
+        tokens=CsrfTokens(csrf_key(config.web.secret)),
+        mailbox_of=functools.partial(scope.mailbox_of, config),
+    )
+
+
 def create_app(
     config: Config,
     store: Store,
@@ -62,7 +73,6 @@ def create_app(
     """The web app for `config`, reading and acting on `store`; /metrics shows `metrics`
     and /readyz asks `ready` (without it: whether the database answers); the chaos API
     changes `chaos` (None: chaos is off, and the API says so)."""
-    tokens = CsrfTokens(csrf_key(config.web.secret))
     app = Starlette(
         routes=[
             Route("/", listing.message_list, name="list"),
@@ -91,11 +101,12 @@ def create_app(
             Route("/queue", queue.queue_page, name="queue"),
             Route("/queue/action", queue.queue_action, methods=["POST"], name="queue_action"),
             Route("/queue/live", queue.queue_live, name="queue_live"),
+            *hooks.routes(),
             Route("/healthz", healthz, name="healthz"),
             *api.routes(),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ],
-        middleware=[Middleware(SecurityMiddleware, config=config.web, tokens=tokens)],
+        middleware=[_security(config)],
         exception_handlers={HTTPException: http_error},
     )
     app.state.config = config

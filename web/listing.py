@@ -19,6 +19,7 @@ from web.pages import (
     store_of,
 )
 from web.rendering import STATUS_LABELS
+from web.scope import list_mailbox, visible
 from web.security import check_post
 
 UNREAD = "unread"
@@ -26,9 +27,13 @@ ACTIONS = ("delete", "read", "unread")
 MAX_SELECTION = 1000
 
 
-def read_filter(params: QueryParams | FormData) -> tuple[Filter, dict[str, str]]:
-    """The list filter in request parameters, and the parameters that make it up."""
-    values = {k: str(params.get(k) or "").strip() for k in ("q", "status", "listener", "user")}
+def read_filter(
+    params: QueryParams | FormData, mailbox: str | None = None
+) -> tuple[Filter, dict[str, str]]:
+    """The list filter in request parameters (narrowed to `mailbox`, when given), and the
+    parameters that make it up."""
+    keys = ("q", "status", "listener", "user", "mailbox")
+    values = {k: str(params.get(k) or "").strip() for k in keys}
     status = values["status"]
     if status and status != UNREAD and status not in STATUS_LABELS:
         raise HTTPException(400, f"status must be one of {UNREAD}, {', '.join(STATUS_LABELS)}")
@@ -38,6 +43,7 @@ def read_filter(params: QueryParams | FormData) -> tuple[Filter, dict[str, str]]
         user=values["user"] or None,
         query=query.parse(values["q"]),
         unread=status == UNREAD,
+        mailbox=mailbox,
     )
     return filter_, {k: v for k, v in values.items() if v}
 
@@ -51,7 +57,7 @@ def refuse_unreadable(filter_: Filter) -> None:
 
 async def message_list(request: Request) -> Response:
     """Messages newest first, filtered and searched, one page at a time."""
-    filter_, params = read_filter(request.query_params)
+    filter_, params = read_filter(request.query_params, list_mailbox(request))
     page_size = config_of(request).web.page_size
     number = page_number(request)
     nav = await navigation(request)
@@ -84,6 +90,8 @@ def known_total(filter_: Filter, counts: Counts) -> int | None:
     """The number of matching messages when the navigation's counts already tell it."""
     if filter_.query or filter_.listener or filter_.user or (filter_.status and filter_.unread):
         return None
+    if filter_.mailbox is not None:
+        return None  # the counts at hand may be of every mailbox
     if filter_.status:
         return counts.by_status.get(filter_.status)
     return counts.unread if filter_.unread else counts.total
@@ -91,7 +99,7 @@ def known_total(filter_: Filter, counts: Counts) -> int | None:
 
 async def live_rows(request: Request) -> Response:
     """Rows for the list's live updates: newer than `after`, or the one message `id`."""
-    filter_, params = read_filter(request.query_params)
+    filter_, params = read_filter(request.query_params, list_mailbox(request))
     refuse_unreadable(filter_)
     after = request.query_params.get("after") or None
     one = request.query_params.get("id")
@@ -120,7 +128,7 @@ async def bulk_action(request: Request) -> Response:
     if form.get("scope") == "all":
         if action != "delete":
             raise HTTPException(400, "only delete applies to every matching message")
-        filter_, params = read_filter(form)
+        filter_, params = read_filter(form, list_mailbox(request, form))
         refuse_unreadable(filter_)
         if form.get("confirm") != "yes":
             page = await store.messages.page(0, 0, filter_)
@@ -137,7 +145,7 @@ async def bulk_action(request: Request) -> Response:
             )
         await store.delete_matching(filter_)
         return RedirectResponse(back, status_code=303)
-    ids = [str(v) for v in form.getlist("ids")][:MAX_SELECTION]
+    ids = await visible(request, store, [str(v) for v in form.getlist("ids")][:MAX_SELECTION])
     if not ids:
         return RedirectResponse(back, status_code=303)
     if action == "delete":

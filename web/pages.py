@@ -35,13 +35,25 @@ def render(request: Request, template: str, context: dict[str, Any], status: int
 
 async def navigation(request: Request) -> dict[str, Any]:
     """The sidebar's counts, the configured listeners, the authenticated users, the tags
-    with their counts, and the queue's recipients per state."""
+    with their counts, and the queue's recipients per state; for a user narrowed to one
+    mailbox (web/scope.py) only that mailbox's counts."""
     store = store_of(request)
+    narrowed: str | None = getattr(request.state, "mailbox", None)
+    listeners = [lc.name for lc in config_of(request).listener if not lc.is_pop3]
+    if narrowed is not None:
+        return {
+            "counts": await store.messages.counts_in(narrowed),
+            "tags": {},
+            "listeners": listeners,
+            "users": [],
+            "mailboxes": [],
+        }
     return {
         "counts": await store.messages.counts(),
         "tags": await store.tags.counts(),
-        "listeners": [lc.name for lc in config_of(request).listener],
+        "listeners": listeners,
         "users": await store.messages.users(),
+        "mailboxes": await store.messages.mailboxes(),
         "queue_summary": await store.queue_view.summary(),
     }
 

@@ -16,16 +16,18 @@ import hashlib
 import hmac
 import secrets
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection
+from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from relay.config import WebConfig
 from relay.passwords import verify_password
+from web import scope as mailbox_scope
 
 CSRF_COOKIE = "relay_csrf"
 CSRF_FIELD = "csrf"
@@ -133,11 +135,19 @@ class _Authenticator:
 class SecurityMiddleware:
     """ASGI middleware: authentication, the CSRF cookie and default security headers."""
 
-    def __init__(self, app: ASGIApp, config: WebConfig, tokens: CsrfTokens) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        config: WebConfig,
+        tokens: CsrfTokens,
+        mailbox_of: Callable[[str | None], str | None] = lambda _user: None,
+    ) -> None:
+        """`mailbox_of` says which mailbox a user is narrowed to (web/scope.py)."""
         self.app = app
         self.config = config
         self.tokens = tokens
         self.auth = _Authenticator(config)
+        self.mailbox_of = mailbox_of
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Check who is there, then pass the request on with a CSRF token in its state."""
@@ -154,6 +164,16 @@ class SecurityMiddleware:
                 await _unauthorized(send)
                 return
             state["user"] = user
+        bearer = connection.headers.get("authorization", "")[:7].lower() == "bearer "
+        state["mailbox"] = None if bearer else self.mailbox_of(state["user"])
+        if state["mailbox"] is not None:
+            store = scope["app"].state.store
+            refused = await mailbox_scope.refusal(state["mailbox"], path, store)
+            if refused is not None:
+                status, text = refused
+                response = PlainTextResponse(f"{text}\n", status_code=status)
+                await response(scope, receive, send)
+                return
         cookie = connection.cookies.get(CSRF_COOKIE, "")
         # A request from another site (a mail's sandboxed frame is one) comes without our
         # SameSite cookie: it gets a token for its page, but must not replace the cookie

@@ -1,5 +1,5 @@
 """The `relay` command line: serve, check-config, hash-password, stats, queue, sendmail, db,
-healthcheck, dkim.
+healthcheck, dkim, suppression.
 
 Each command (or group of commands) lives in a module of this package with an
 `add_parser(sub)` that registers it; relay.cli.output has the exit codes and output
@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from relay import __version__
-from relay.cli import configure, db, dkim, health, queue, sendmail, serve, stats
+from relay.cli import configure, db, dkim, health, queue, sendmail, serve, stats, suppression
 from relay.cli.output import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 
 __all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     db.add_parser(sub)
     health.add_parser(sub)
     dkim.add_parser(sub)
+    suppression.add_parser(sub)
     return parser
 
 

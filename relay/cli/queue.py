@@ -120,6 +120,7 @@ def run(args: argparse.Namespace, command: Command) -> int:
 
     async def go() -> int:
         store = await open_existing(config.storage)
+        store.configure(config.webhook, config.suppression)  # holds and releases raise events
         try:
             return await command(store, config, args)
         finally:

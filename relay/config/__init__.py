@@ -12,7 +12,8 @@ else. Callers import from here and need not know the split:
     delivery.py    [[route]], [upstream.NAME], [mx], [delivery]
     checks.py      [checks]                 root.py       Config, one field per section
     chaos.py       [chaos], [[chaos.rule]]: failures on purpose
-    tags.py        [tags], [[tag]]
+    tags.py        [tags], [[tag]]       mailboxes.py  [mailboxes], [[mailbox]]
+    events.py      [[webhook]], [suppression]
     loading.py     file + environment → Config, and its warnings
     resolution.py  "auto" settings decided, the `relay serve` flags applied
     values.py      value checks the sections share; dburl.py, durations.py: typed values
@@ -32,8 +33,10 @@ from relay.config.delivery import (
     UpstreamConfig,
     tls_mode,
 )
+from relay.config.events import EVENTS, SuppressionConfig, WebhookConfig
 from relay.config.listeners import AuthConfig, ListenerConfig, TLSConfig
 from relay.config.loading import config_warnings, load_config
+from relay.config.mailboxes import DEFAULT_MAILBOX, MailboxesConfig, MailboxRule
 from relay.config.resolution import parse_roles, resolved, with_overrides
 from relay.config.root import Config
 from relay.config.server import MAX_SMTP_PROCESSES, ROLES, Role, ServerConfig
@@ -43,6 +46,8 @@ from relay.config.values import split_hostport
 from relay.config.web import WebConfig
 
 __all__ = [
+    "DEFAULT_MAILBOX",
+    "EVENTS",
     "MAX_SMTP_PROCESSES",
     "ROLES",
     "AuthConfig",
@@ -54,11 +59,14 @@ __all__ = [
     "ConnectionSettings",
     "DeliveryConfig",
     "ListenerConfig",
+    "MailboxRule",
+    "MailboxesConfig",
     "MxConfig",
     "Role",
     "RouteConfig",
     "ServerConfig",
     "StorageConfig",
+    "SuppressionConfig",
     "TLSConfig",
     "TagRule",
     "TagsConfig",
@@ -66,6 +74,7 @@ __all__ = [
     "TlsSetting",
     "UpstreamConfig",
     "WebConfig",
+    "WebhookConfig",
     "config_warnings",
     "load_config",
     "parse_roles",

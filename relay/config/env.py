@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from relay.config.delivery import UpstreamConfig, tls_mode
+from relay.config.events import WebhookConfig
 from relay.config.root import Config
 from relay.config.values import check_ca_file
 from relay.errors import ConfigError
@@ -58,3 +59,23 @@ def upstream_secrets(
             "not set",
         )
     return dataclasses.replace(upstream, password=password)
+
+
+def webhook_secret(
+    index: int, hook: WebhookConfig, env: Mapping[str, str], source: str
+) -> WebhookConfig:
+    """Check one [[webhook]] and fill in its signing secret from the environment."""
+    key = f"webhook[{index}]"
+    if not hook.url:
+        raise ConfigError(source, f"{key}.url", "the URL events are POSTed to")
+    if not hook.secret_env:
+        return hook
+    secret = env.get(hook.secret_env)
+    if not secret:
+        raise ConfigError(
+            source,
+            f"{key}.secret_env",
+            f"an environment variable {hook.secret_env} holding the signing secret",
+            "not set",
+        )
+    return dataclasses.replace(hook, secret=secret)

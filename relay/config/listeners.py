@@ -1,5 +1,5 @@
-"""[[listener]], [tls] and [auth]: the SMTP ports that accept mail, the certificate they
-use, and the users who may log in."""
+"""[[listener]], [tls] and [auth]: the SMTP ports that accept mail (and the POP3 ports that
+serve it back), the certificate they use, and the users who may log in."""
 
 from __future__ import annotations
 
@@ -21,15 +21,17 @@ from relay.config.values import (
 
 @dataclass(frozen=True)
 class ListenerConfig(Bound):
-    """[[listener]]: one SMTP port that accepts mail."""
+    """[[listener]]: one SMTP port that accepts mail, or one POP3 port that serves it."""
 
     name: str = setting("smtp", "Name shown in logs, on stored messages and in the UI.")
     address: str = setting("127.0.0.1:1025", "HOST:PORT to listen on.", check_hostport)
-    kind: Literal["smtp", "submission", "smtps"] = setting(
+    kind: Literal["smtp", "submission", "smtps", "pop3", "pop3s"] = setting(
         "smtp",
         "smtp: port-25 style, relays only for trusted or authenticated clients;"
         " submission: port 587, STARTTLS then AUTH before MAIL (RFC 6409);"
-        " smtps: port 465, TLS from the first byte (RFC 8314).",
+        " smtps: port 465, TLS from the first byte (RFC 8314);"
+        " pop3: port 110, mailboxes read over POP3 with STLS (RFC 1939, RFC 2595);"
+        " pop3s: port 995, POP3 with TLS from the first byte.",
     )
     starttls: Literal["auto", "off", "optional", "required"] = setting(
         "auto",
@@ -44,7 +46,9 @@ class ListenerConfig(Bound):
         " and TLS is offered (or allow_insecure_auth), else off.",
     )
     allow_insecure_auth: bool = setting(
-        False, "Allow AUTH without TLS (else 538 5.7.11); for trusted test networks only."
+        False,
+        "Allow AUTH without TLS (else 538 5.7.11; on POP3, USER/PASS and AUTH before STLS"
+        " get -ERR); for trusted test networks only.",
     )
     cert: str = setting(
         "", "PEM certificate (chain) file for TLS; empty: [tls] cert, else a development one."
@@ -57,7 +61,9 @@ class ListenerConfig(Bound):
         1000, "Most recipients of one message; more get 452 4.5.3.", positive
     )
     max_connections: int = setting(
-        100, "Most SMTP sessions at once; the excess get 421 4.7.0 and are closed.", positive
+        100,
+        "Most sessions at once; the excess get 421 4.7.0 (POP3: -ERR [SYS/TEMP]) and are closed.",
+        positive,
     )
     max_line_length: int = setting(
         65536,
@@ -71,6 +77,12 @@ class ListenerConfig(Bound):
     data_timeout: float = setting(
         300.0, "Seconds to wait for more message data during DATA before 421 4.4.2.", positive
     )
+    idle_timeout: float = setting(
+        600.0,
+        "POP3: seconds a session may stay silent before it is closed (RFC 1939 asks at"
+        " least 600); deletions it marked are not made.",
+        positive,
+    )
     trusted_networks: tuple[str, ...] = setting(
         ("127.0.0.0/8", "::1/128"),
         "Client networks allowed to relay without AUTH.",
@@ -83,9 +95,14 @@ class ListenerConfig(Bound):
     )
 
     @property
+    def is_pop3(self) -> bool:
+        """Whether this listener serves mailboxes over POP3 (pop3 or pop3s)."""
+        return self.kind in ("pop3", "pop3s")
+
+    @property
     def implicit_tls(self) -> bool:
-        """TLS from the first byte (an smtps listener)."""
-        return self.kind == "smtps"
+        """TLS from the first byte (an smtps or pop3s listener)."""
+        return self.kind in ("smtps", "pop3s")
 
     @property
     def uses_tls(self) -> bool:
@@ -112,7 +129,7 @@ class TLSConfig:
 
 @dataclass(frozen=True)
 class AuthConfig:
-    """[auth]: SMTP AUTH users and how failed attempts are slowed down."""
+    """[auth]: SMTP AUTH and POP3 users and how failed attempts are slowed down."""
 
     users: Mapping[str, str] = field(
         default_factory=lambda: types.MappingProxyType({}),
@@ -125,8 +142,8 @@ class AuthConfig:
     )
     failure_delay: float = setting(
         1.0,
-        "Seconds before answering a failed AUTH; doubles with each further failure"
-        " from the same address.",
+        "Seconds before answering a failed AUTH (SMTP) or POP3 login; doubles with each"
+        " further failure from the same address, on any listener.",
         non_negative,
     )
     max_failure_delay: float = setting(

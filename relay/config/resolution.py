@@ -17,6 +17,10 @@ from relay.errors import ConfigError
 def _resolve_listener(index: int, lc: ListenerConfig, config: Config) -> ListenerConfig:
     """`lc` with its "auto" switches decided by kind; raises ConfigError on a useless mix."""
     key = f"listener[{index}]"
+    if bool(lc.cert) != bool(lc.key):
+        raise ConfigError(config.source, f"{key}.cert", "both cert and key, or neither")
+    if lc.is_pop3:
+        return _resolve_pop3(key, lc, config)
     has_cert = bool(lc.cert or config.tls.cert)
     starttls = lc.starttls
     if starttls == "auto":
@@ -47,9 +51,34 @@ def _resolve_listener(index: int, lc: ListenerConfig, config: Config) -> Listene
             'TLS for AUTH: starttls = "optional" or "required", allow_insecure_auth ='
             ' true, or auth = "off"',
         )
-    if bool(lc.cert) != bool(lc.key):
-        raise ConfigError(config.source, f"{key}.cert", "both cert and key, or neither")
     return dataclasses.replace(lc, starttls=starttls, auth=auth)
+
+
+def _resolve_pop3(key: str, lc: ListenerConfig, config: Config) -> ListenerConfig:
+    """A POP3 listener: STLS offered on pop3 (a development certificate when none is set),
+    never on pop3s; login always required, so [auth.users] must name someone."""
+    if lc.kind == "pop3s" and lc.starttls not in ("auto", "off"):
+        raise ConfigError(
+            config.source, f"{key}.starttls", '"off" or "auto" on a pop3s listener', lc.starttls
+        )
+    starttls = "off" if lc.kind == "pop3s" else lc.starttls
+    if starttls == "auto":
+        starttls = "optional"
+    if not config.auth.users:
+        raise ConfigError(
+            config.source,
+            f"{key}.kind",
+            "users in [auth.users] (`relay hash-password` makes a hash): POP3 logs in as one",
+            lc.kind,
+        )
+    if lc.kind == "pop3" and starttls == "off" and not lc.allow_insecure_auth:
+        raise ConfigError(
+            config.source,
+            f"{key}.starttls",
+            'STLS for logins ("auto", "optional" or "required"), or allow_insecure_auth = true',
+            starttls,
+        )
+    return dataclasses.replace(lc, starttls=starttls, auth="required")
 
 
 def resolved(config: Config) -> Config:
@@ -124,9 +153,12 @@ def with_overrides(
         if problem := check_hostport(smtp):
             raise ConfigError(source, "--smtp", problem, smtp)
         # One plain listener: the first one's settings if it is plain, else the defaults.
+        # POP3 listeners stay as they are.
         first = config.listener[0] if config.listener else ListenerConfig()
         base = first if first.kind == "smtp" else ListenerConfig()
-        config = dataclasses.replace(config, listener=(dataclasses.replace(base, address=smtp),))
+        pop3 = tuple(lc for lc in config.listener if lc.is_pop3)
+        plain = dataclasses.replace(base, address=smtp)
+        config = dataclasses.replace(config, listener=(plain, *pop3))
     if web is not None:
         if problem := check_hostport(web):
             raise ConfigError(source, "--web", problem, web)

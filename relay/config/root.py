@@ -10,7 +10,9 @@ from relay.config.chaos import ChaosConfig
 from relay.config.checks import ChecksConfig
 from relay.config.delivery import DeliveryConfig, MxConfig, RouteConfig, UpstreamConfig
 from relay.config.dkim import DkimConfig
+from relay.config.events import SuppressionConfig, WebhookConfig
 from relay.config.listeners import AuthConfig, ListenerConfig, TLSConfig
+from relay.config.mailboxes import MailboxesConfig, MailboxRule
 from relay.config.server import ServerConfig
 from relay.config.storage import StorageConfig
 from relay.config.tags import TagRule, TagsConfig
@@ -38,6 +40,10 @@ class Config:
     tag: tuple[TagRule, ...] = ()
     dkim: Mapping[str, DkimConfig] = field(default_factory=lambda: types.MappingProxyType({}))
     chaos: ChaosConfig = ChaosConfig()
+    mailboxes: MailboxesConfig = MailboxesConfig()
+    mailbox: tuple[MailboxRule, ...] = ()
+    webhook: tuple[WebhookConfig, ...] = ()
+    suppression: SuppressionConfig = SuppressionConfig()
     source: str = field(default="<defaults>", metadata={"internal": True})
 
     @property

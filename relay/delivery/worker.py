@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import random
@@ -26,22 +27,23 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from relay import address, ingest
+from relay import ingest
 from relay.chaos import Chaos
 from relay.clock import Clock, SystemClock
 from relay.config import Config
-from relay.delivery import drills, dsn, retry
+from relay.delivery import drills, dsn, retry, suppressed
 from relay.delivery.lanes import Lanes
 from relay.delivery.mx import MxResolver
 from relay.delivery.recorder import Recorder
 from relay.delivery.retry import Reply
 from relay.delivery.sender import Sender, Sent
 from relay.delivery.signing import Signer
+from relay.delivery.suppressed import Screen
 from relay.delivery.transaction import Envelope
 from relay.metrics import Metrics
 from relay.routing import Destination
 from relay.status import Status
-from relay.store import Claim, Result, Store
+from relay.store import Claim, Result, Store, Suppressed
 from relay.store.destinations import Outcome
 
 log = logging.getLogger(__name__)
@@ -107,6 +109,7 @@ class Worker:
         self.rng = rng or random.Random()
         self.owner = f"{config.server.host_name}:{os.getpid()}:{secrets.token_hex(4)}"
         self.recorder = Recorder(store.queue, self.owner)
+        self.screen = Screen(store)
         self._wake = asyncio.Event()
         self.sleeping = asyncio.Event()  # set while nothing but a wake-up or a timer is left
         self._stopping = False
@@ -191,6 +194,7 @@ class Worker:
                 await self.store.prefetch_raw(c.message_id for c in claims)
             except Exception:  # each delivery reads its message itself then
                 log.exception("could not read the claimed messages ahead")
+            await self.screen.look(claims, now)  # the suppressed among them
             for g in group(claims):
                 self._launch(g)
             if batch.picked < limit:  # those made to wait for their destination count
@@ -253,12 +257,17 @@ class Worker:
             return Sent("", [error] * len(chunk))
 
     def _forget(self, claims: Sequence[Claim]) -> None:
+        self.screen.forget(claims)
         for claim in claims:
             self._in_flight.pop(claim.id, None)
 
     async def _attempt(self, chunk: Sequence[Claim], raw: bytes) -> None:
         """Send `chunk`; with chaos on, the recipients a delivery rule fires for get its
-        injected reply instead, and nothing is sent for them (relay/delivery/drills.py)."""
+        injected reply instead, and nothing is sent for them (relay/delivery/drills.py).
+        Suppressed recipients fail at once or are held, nothing sent."""
+        listed, chunk = self.screen.split(chunk)
+        if listed:
+            await self._suppress(listed, raw)
         if self.chaos is not None:
             drilled, chunk = drills.split(self.chaos, chunk)
             if drilled:
@@ -267,6 +276,16 @@ class Worker:
                 await self._record(claims, raw, sent, self.clock.now(), 0.0, injected=True)
         if chunk:
             await self._send(chunk, raw)
+
+    async def _suppress(self, listed: Sequence[tuple[Claim, Suppressed]], raw: bytes) -> None:
+        """Fail (or hold, `[suppression] action`) recipients whose addresses are listed."""
+        now = self.clock.now()
+        if self.config.suppression.action == "hold":
+            held = [(claim.id, entry.why) for claim, entry in listed]
+            await self.store.suppressions.hold(self.owner, held, now)
+            return
+        sent = Sent("", [suppressed.reply(entry) for _, entry in listed])
+        await self._record([claim for claim, _ in listed], raw, sent, now, 0.0)
 
     async def _send(self, chunk: Sequence[Claim], raw: bytes) -> None:
         first = chunk[0]
@@ -314,7 +333,8 @@ class Worker:
         if failures and self.policy.dsn and dsn.wanted(first.mail_from):
             # Before the result: a crash in between may bounce twice, never not at all.
             try:
-                await self._bounce(first, raw, failures, now)
+                if await self._bounce(first, raw, failures, now):
+                    results = [_bounced(r) for r in results]
             except Exception:
                 log.exception("%s: could not store the bounce", first.message_id)
         await self.recorder.record(results, now, self._outcome(first.destination, sent))
@@ -343,29 +363,19 @@ class Worker:
 
     async def _bounce(
         self, claim: Claim, raw: bytes, failures: Sequence[dsn.Failure], now: float
-    ) -> None:
+    ) -> bool:
         """Store a DSN to the sender (relay.ingest): it is routed, and relayed or captured,
-        like any mail."""
-        hostname = self.config.server.host_name
+        like any mail. Whether one was stored."""
         data = dsn.build(
-            original=raw,
-            mail_from=claim.mail_from,
-            failures=failures,
-            hostname=hostname,
-            received_at=claim.received_at,
-            now=now,
-        )
+            original=raw, mail_from=claim.mail_from, failures=failures,
+            hostname=self.config.server.host_name, received_at=claim.received_at, now=now,
+        )  # fmt: skip
         bounce = await ingest.bounce(self.store, self.config, claim.mail_from, data, now)
         if bounce is None:
             log.info("%s: no bounce, the sender's route rejects it", claim.message_id)
-            return
-        log.info(
-            "%s: bounce %s to <%s> (%s)",
-            claim.message_id,
-            bounce,
-            claim.mail_from,
-            address.domain_of(claim.mail_from),
-        )
+            return False
+        log.info("%s: bounce %s to <%s>", claim.message_id, bounce, claim.mail_from)
+        return True
 
     async def _give_back(self, claim_ids: Sequence[int]) -> None:
         try:
@@ -431,4 +441,10 @@ def _result(
         started_at=started,
         duration=duration,
         injected=injected,
+        address=claim.address,
     )
+
+
+def _bounced(result: Result) -> Result:
+    """A failed result whose sender was sent a bounce (its `bounced` event)."""
+    return dataclasses.replace(result, bounced=result.status is Status.FAILED)

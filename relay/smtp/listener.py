@@ -17,9 +17,9 @@ import ssl
 
 from relay.config import ListenerConfig, ServerConfig
 from relay.errors import StartupError
+from relay.logins import Authenticator
 from relay.metrics import Metrics
 from relay.smtp import replies
-from relay.smtp.auth import Authenticator
 from relay.smtp.chaos import StageChaos
 from relay.smtp.handler import Handler
 from relay.smtp.session import Session, say_and_close

@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+import dataclasses
+from collections.abc import Collection, Iterable, Sequence
 
-from relay.config import StorageConfig
+from relay.config import StorageConfig, SuppressionConfig, WebhookConfig
 from relay.status import Status
 from relay.store import retention
 from relay.store.accepted import NewMessage, NewRecipient, message_rows
@@ -19,9 +20,11 @@ from relay.store.error_key import ErrorKey
 from relay.store.events import Event, Events
 from relay.store.fresh import FreshRaw
 from relay.store.indexer import Indexer
+from relay.store.mailboxes import Entry, InUse, Mailboxes, Removed
 from relay.store.messages import MessageRow, Messages, Page, RecipientRow
 from relay.store.migrate import SchemaState
 from relay.store.notices import Notices
+from relay.store.outbox import Outbox
 from relay.store.queue import Claim, Queue, Result
 from relay.store.queue_view import (
     Group,
@@ -34,8 +37,10 @@ from relay.store.queue_view import (
 )
 from relay.store.search import Filter
 from relay.store.shape import WAITING, QueueShape, ShapeRow, shape
+from relay.store.suppressions import Suppressed, Suppressions
 from relay.store.tags import Tags
 from relay.store.timeline import AttemptRow, RecipientTimeline, Timeline
+from relay.store.webhooks import EventRow, HookAttempt, HookStats, Outgoing, Webhooks
 
 __all__ = [
     "Actions",
@@ -44,16 +49,24 @@ __all__ = [
     "Claim",
     "Counts",
     "Database",
+    "Entry",
     "ErrorKey",
     "Event",
+    "EventRow",
     "Events",
     "Filter",
     "Group",
+    "HookAttempt",
+    "HookStats",
+    "InUse",
     "Indexer",
     "Kind",
+    "Mailboxes",
     "MessageRow",
     "NewMessage",
     "NewRecipient",
+    "Outbox",
+    "Outgoing",
     "Page",
     "Paused",
     "Queue",
@@ -67,11 +80,15 @@ __all__ = [
     "RecipientStats",
     "RecipientTimeline",
     "Released",
+    "Removed",
     "Result",
     "SchemaState",
     "ShapeRow",
     "Store",
+    "Suppressed",
+    "Suppressions",
     "Tags",
+    "Webhooks",
 ]
 
 
@@ -83,7 +100,11 @@ class Store:
     it (retry, hold, release, cancel, release captured mail); `timeline` reads one
     message's attempts; `tags` lists the tags (changes go through `set_tags`,
     `rename_tag` and `delete_tag`, which announce them); `checks` keeps the results of
-    checks run on a message.
+    checks run on a message; `mailboxes` is what POP3 reads (changes go through
+    `remove_from_mailbox`, which announces them). `outbox` writes the webhooks' events
+    with the changes that raise them, `webhooks` hands them to the sender and shows them;
+    `suppressions` is the suppression list. `configure` gives them the [[webhook]] and
+    [suppression] tables.
     """
 
     def __init__(self, storage: StorageConfig) -> None:
@@ -91,17 +112,26 @@ class Store:
         self.events = Events()
         self.messages = Messages(self.db)
         self.timeline = Timeline(self.db)
-        self.queue = Queue(self.db, self.events)
+        self.outbox = Outbox()
+        self.suppressions = Suppressions(self.db, self.events, self.outbox)
+        self.webhooks = Webhooks(self.db, self.events)
+        self.queue = Queue(self.db, self.events, self.suppressions)
         self.queue_view = QueueView(self.db)
-        self.actions = Actions(self.db, self.events)
+        self.actions = Actions(self.db, self.events, self.outbox)
         self.tags = Tags(self.db)
         self.checks = Checks(self.db)
+        self.mailboxes = Mailboxes(self.db)
         self.committer = GroupCommit(self.db)
         # SQLite's search index is filled in the background (PostgreSQL keeps its own).
         self.indexer = Indexer(self.db, self.committer) if self.db.is_sqlite else None
         self.notices: Notices | None = None
         self.changes: ChangeFeed | None = None
         self.fresh = FreshRaw()
+
+    def configure(self, webhooks: Sequence[WebhookConfig], suppression: SuppressionConfig) -> None:
+        """Raise events for these [[webhook]] tables, suppress as [suppression] says."""
+        self.outbox.configure(webhooks)
+        self.suppressions.settings = suppression
 
     async def open(self) -> None:
         """Check the schema: create it in an empty database, upgrade it when allowed
@@ -130,7 +160,11 @@ class Store:
         Messages that arrive together share one transaction (group commit); this returns
         only after the commit that holds `new`, so the caller may answer 250.
         """
-        await self.committer.add(message_rows(new))
+        rows = message_rows(new)
+        events = self.outbox.received(new)
+        if events:
+            rows = dataclasses.replace(rows, events=events)
+        await self.committer.add(rows)
         due = any(r.status is Status.QUEUED for r in new.recipients)
         if due:
             self.fresh.put(new.id, new.raw)
@@ -171,6 +205,14 @@ class Store:
         gone = await self.messages.delete_matching(filter_)
         self._gone(gone)
         return gone
+
+    async def remove_from_mailbox(self, name: str | None, ids: list[str]) -> Removed:
+        """A POP3 session's deletions (relay.store.mailboxes.Mailboxes.remove), in one
+        transaction; announce what went and what only left its mailbox."""
+        removed = await self.mailboxes.remove(name, ids)
+        self._gone(removed.deleted)
+        self._changed(removed.unlisted)
+        return removed
 
     async def set_read(self, ids: list[str], read: bool) -> list[str]:
         """Mark messages read or unread; announce those whose marker changed."""
@@ -247,4 +289,5 @@ class Store:
             await self.changes.stop()
             self.changes = None
         self.events.close()
+        await self.mailboxes.close()
         await self.db.close()

@@ -22,6 +22,7 @@ from relay.store.schema import (
     message_tag,
     message_text,
     recipient,
+    webhook_event,
 )
 from relay.store.search import search_text
 
@@ -52,22 +53,26 @@ class NewMessage:
     tls: bool = False
     tags: tuple[str, ...] = ()
     """Its tags (relay.tagging.tags_of), each once."""
+    mailbox: str = "default"
+    """The mailbox it is read from (relay.mailboxes.mailbox_for)."""
 
 
 @dataclass(frozen=True)
 class MessageRows:
-    """The rows one accepted message becomes: summary, raw bytes, recipients, tags."""
+    """The rows one accepted message becomes: summary, raw bytes, recipients, tags, events."""
 
     message: dict[str, Any]
     raw: dict[str, Any]
     text: dict[str, Any]
     recipients: list[dict[str, Any]]
     tags: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    """Its `received` events for the webhooks (relay.store.outbox), in the same commit."""
 
 
 # Built once: SQLAlchemy memoizes a statement's cache key on the object, so reusing the
 # same objects skips that work on every execution (the compiled SQL is cached as well).
-MESSAGE_TABLES = (message, message_raw, message_text, recipient, message_tag)
+MESSAGE_TABLES = (message, message_raw, message_text, recipient, message_tag, webhook_event)
 """The tables an accepted message is written to, in foreign-key order."""
 
 _INSERTS = [insert(table) for table in MESSAGE_TABLES]
@@ -82,6 +87,7 @@ def table_rows(batch: Sequence[MessageRows]) -> list[list[dict[str, Any]]]:
         [rows.text for rows in batch],
         [r for rows in batch for r in rows.recipients],
         [t for rows in batch for t in rows.tags],
+        [e for rows in batch for e in rows.events],
     ]
 
 
@@ -140,6 +146,7 @@ def message_rows(new: NewMessage) -> MessageRows:
         "auth_user": new.auth_user,
         "tls": new.tls,
         "read": False,
+        "mailbox": new.mailbox,
     }
     text = search_text(
         s.subject,

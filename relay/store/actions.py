@@ -14,6 +14,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, func, insert, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from relay import address
@@ -21,8 +22,9 @@ from relay.routing import NOT_AN_ADDRESS, Routed
 from relay.status import ACTIONS, SHOWN, Status
 from relay.store.database import Database
 from relay.store.events import Events
+from relay.store.outbox import Change, Outbox
 from relay.store.queue_view import QueueFilter, conditions
-from relay.store.returning import update_returning
+from relay.store.returning import update_returning_rows
 from relay.store.schema import message, possible_ids, recipient
 
 
@@ -54,9 +56,10 @@ def makes_due(action: str) -> bool:
 class Actions:
     """Operator actions: each returns how many recipients it changed."""
 
-    def __init__(self, db: Database, events: Events) -> None:
+    def __init__(self, db: Database, events: Events, outbox: Outbox | None = None) -> None:
         self.db = db
         self.events = events
+        self.outbox = outbox or Outbox()
 
     async def affected(self, action: str, filter_: QueueFilter) -> int:
         """How many recipients `act_matching(action, filter_)` would change now."""
@@ -80,7 +83,7 @@ class Actions:
         where = [recipient.c.message_id == message_id, recipient.c.status.in_(sources)]
         if recipient_ids is not None:
             where.append(recipient.c.id.in_(possible_ids(recipient_ids)))
-        return await self._update(where, values, makes_due(action))
+        return await self._update(where, values, action, now)
 
     async def act_on(self, action: str, ids: Sequence[int], now: float) -> int:
         """An operator action on the recipients `ids`, those in states it applies to."""
@@ -89,22 +92,34 @@ class Actions:
             return 0
         sources, values = action_update(action, now)
         where = [recipient.c.id.in_(ids), recipient.c.status.in_(sources)]
-        return await self._update(where, values, makes_due(action))
+        return await self._update(where, values, action, now)
 
     async def act_matching(self, action: str, filter_: QueueFilter, now: float) -> int:
         """An operator action on every recipient `filter_` matches among those the queue
         view shows that it applies to (retry: the deferred and failed ones)."""
         sources, values = action_update(action, now)
         shown = [s for s in sources if s in SHOWN]
-        return await self._update(conditions(filter_, statuses=shown), values, makes_due(action))
+        where = conditions(filter_, statuses=shown)
+        return await self._update(where, values, action, now)
 
     async def _update(
-        self, where: Sequence[ColumnElement[bool]], values: dict[str, object], due: bool
+        self,
+        where: Sequence[ColumnElement[bool]],
+        values: dict[str, object],
+        action: str,
+        now: float,
     ) -> int:
-        """Update; NOTIFY other processes at commit, then tell this one's subscribers."""
+        """Update; write the events it raises (held, released); NOTIFY other processes at
+        commit, then tell this one's subscribers."""
+        due = makes_due(action)
         async with self.db.writer.begin() as conn:
-            found = await update_returning(conn, recipient, where, values, recipient.c.message_id)
-            changed = [str(m) for m in found]
+            columns = [recipient.c.id, recipient.c.message_id]
+            rows = await update_returning_rows(conn, recipient, where, values, columns)
+            changed = [str(message_id) for _, message_id in rows]
+            event = RAISES.get(action)
+            if event is not None and rows:
+                raised = [Change(event, recipient_id) for recipient_id, _ in rows]
+                await conn.run_sync(self.outbox.record_sync, raised, now)
             await self.db.notify_changes(conn, changed, due)
         self.events.announce(changed, due)
         return len(changed)
@@ -138,10 +153,24 @@ class Actions:
                 else:
                     skipped[one.address] = status
             if queued:
+                keys = [address.dedup_key(a) for a in queued]
+                await conn.run_sync(self._released, message_id, keys, now)
                 await self.db.notify_changes(conn, [message_id], due=True)
         if queued:
             self.events.announce([message_id], due=True)
         return Released(queued, skipped)
+
+    def _released(self, conn: Connection, message_id: str, keys: list[str], now: float) -> None:
+        """The `released` events of the recipients of `message_id` whose keys are `keys`."""
+        found = select(recipient.c.id).where(
+            recipient.c.message_id == message_id, recipient.c.address_key.in_(keys)
+        )
+        raised = [Change("released", i) for i in conn.execute(found).scalars()]
+        self.outbox.record_sync(conn, raised, now)
+
+
+RAISES = {"hold": "held", "release": "released"}
+"""The webhook event an operator action raises for each recipient it changes."""
 
 
 async def _recipient_states(conn: AsyncConnection, message_id: str) -> dict[str, tuple[int, str]]:

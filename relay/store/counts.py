@@ -29,11 +29,15 @@ class Counts:
     by_status: dict[str, int]
 
 
-async def _count_showing(conn: AsyncConnection, status: Status) -> int:
+async def _count_showing(conn: AsyncConnection, status: Status, mailbox: str | None) -> int:
     other = recipient.alias("other")
     query = select(func.count(distinct(recipient.c.message_id))).where(
         recipient.c.status.in_(sorted(shown_as(status)))
     )
+    if mailbox is not None:
+        query = query.where(
+            recipient.c.message_id.in_(select(message.c.id).where(message.c.mailbox == mailbox))
+        )
     before = outranking(status)
     if before:
         query = query.where(
@@ -44,18 +48,21 @@ async def _count_showing(conn: AsyncConnection, status: Status) -> int:
     return int((await conn.execute(query)).scalar_one())
 
 
-async def count_messages(conn: AsyncConnection) -> Counts:
-    """Messages in all, unread, and per derived status."""
-    total = (await conn.execute(select(func.count()).select_from(message))).scalar_one()
+async def count_messages(conn: AsyncConnection, mailbox: str | None = None) -> Counts:
+    """Messages in all, unread, and per derived status (of one mailbox, or of all)."""
+    within = [message.c.mailbox == mailbox] if mailbox is not None else []
+    total = (
+        await conn.execute(select(func.count()).select_from(message).where(*within))
+    ).scalar_one()
     unread = (
         await conn.execute(
-            select(func.count()).select_from(message).where(message.c.read == false())
+            select(func.count()).select_from(message).where(message.c.read == false(), *within)
         )
     ).scalar_one()
     by_status = {s.value: 0 for s in SHOWN}
     for status in SHOWN:
         if status is not Status.CAPTURED:
-            by_status[status.value] = await _count_showing(conn, status)
+            by_status[status.value] = await _count_showing(conn, status, mailbox)
     # What is left shows as captured (messages without recipients too).
     by_status[Status.CAPTURED.value] = max(0, total - sum(by_status.values()))
     return Counts(total=int(total), unread=int(unread), by_status=by_status)

@@ -20,6 +20,7 @@ from sqlalchemy import (
     select,
 )
 
+from relay.config import DEFAULT_MAILBOX
 from relay.query import Field
 from relay.status import message_status
 from relay.store.accepted import NewMessage, insert_rows, message_rows
@@ -75,6 +76,8 @@ class MessageRow:
     auth_user: str | None
     tls: bool
     read: bool
+    mailbox: str | None
+    """Its mailbox; None once taken out of it over POP3 while still queued."""
     recipients: list[RecipientRow]
     tags: tuple[str, ...] = ()
     """Its tags, in order of their keys (case-insensitive)."""
@@ -122,6 +125,7 @@ class Messages:
         self.db = db
         self._counts = Memo(db, self._count_now)
         self._users = Memo(db, self._users_now)
+        self._mailboxes = Memo(db, self._mailboxes_now)
 
     async def add(self, new: NewMessage) -> None:
         """Store the message, its raw bytes and its deduplicated recipients; commit.
@@ -130,6 +134,10 @@ class Messages:
         through `Store.add_message`, which groups concurrent messages into one commit.
         """
         rows = message_rows(new)
+        if rows.message["mailbox"] == DEFAULT_MAILBOX:
+            # The column's server default says the same: left out, the insert also fits a
+            # schema from before revision 0008 (what tests of the migrations write).
+            del rows.message["mailbox"]
         async with self.db.writer.begin() as conn:
             await conn.run_sync(insert_rows, [rows])
             await self.db.notify(conn, "message", [new.id])
@@ -246,6 +254,11 @@ class Messages:
         again only after the database changed: relay.store.memo)."""
         return await self._counts.get()
 
+    async def counts_in(self, mailbox: str) -> Counts:
+        """`counts` of one mailbox (not memoized: a scoped user's navigation)."""
+        async with self.db.reader.connect() as conn:
+            return await count_messages(conn, mailbox)
+
     async def _count_now(self) -> Counts:
         async with self.db.reader.connect() as conn:
             return await count_messages(conn)
@@ -267,6 +280,22 @@ class Messages:
                 .where(message.c.auth_user.is_not(None))
                 .group_by(message.c.auth_user)
                 .order_by(message.c.auth_user)
+                .limit(limit)
+            )
+            return [str(r) for r in result.scalars()]
+
+    async def mailboxes(self) -> list[str]:
+        """The mailboxes that hold mail, in name order (the first USERS_SHOWN; looked up
+        again only after the database changed)."""
+        return await self._mailboxes.get()
+
+    async def _mailboxes_now(self, limit: int = USERS_SHOWN) -> list[str]:
+        async with self.db.reader.connect() as conn:
+            result = await conn.execute(
+                select(message.c.mailbox)
+                .where(message.c.mailbox.is_not(None))
+                .group_by(message.c.mailbox)
+                .order_by(message.c.mailbox)
                 .limit(limit)
             )
             return [str(r) for r in result.scalars()]

@@ -34,7 +34,9 @@ from relay.store.database import Database
 from relay.store.destinations import WAITING_AGAIN, Changes, Outcome, Seen, State
 from relay.store.error_key import normalize
 from relay.store.events import Events
+from relay.store.outbox import Change, Outbox
 from relay.store.schema import attempt, message, recipient
+from relay.store.suppressions import Suppressions, suppresses
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +69,8 @@ class Result:
     started_at: float
     duration: float
     injected: bool = False  # made by a chaos rule, nothing sent (relay/delivery/drills.py)
+    address: str = ""  # the recipient's, for the suppression list
+    bounced: bool = False  # failed, and a bounce to the sender was stored
 
 
 _LEASE = (
@@ -146,9 +150,12 @@ class Batch:
 class Queue:
     """Recipients waiting for delivery, and the leases of those being sent."""
 
-    def __init__(self, db: Database, events: Events) -> None:
+    def __init__(
+        self, db: Database, events: Events, suppressions: Suppressions | None = None
+    ) -> None:
         self.db = db
         self.events = events
+        self.suppressions = suppressions or Suppressions(db, events, Outbox())
         self.seen = Seen()
         """What this process saw of the destinations' breakers."""
 
@@ -239,6 +246,7 @@ class Queue:
             recorded = [r for r in results if r.recipient_id in alive]
             if recorded:
                 lost.extend(_record(conn, owner, recorded, now))
+                self._raise(conn, [r for r in recorded if r.recipient_id not in lost], now)
                 self.db.notify_changes_sync(conn, [r.message_id for r in recorded])
             changes = destinations.record(conn, outcomes, now)
             self.db.notify_changes_sync(conn, changes.due, due=True)
@@ -355,6 +363,25 @@ class Queue:
             ).scalar()
         times = [float(t) for t in (waiting, lapsing) if t is not None]
         return min(times) if times else None
+
+    def _raise(self, conn: Connection, results: Sequence[Result], now: float) -> None:
+        """What recorded results raise in the same transaction: their webhooks' events,
+        and the addresses that go on the suppression list."""
+        changes: list[Change] = []
+        for r in results:
+            attempt_ = {
+                "host": r.host, "code": r.code, "enhanced": r.enhanced, "text": r.text,
+                "duration": round(r.duration, 3), "injected": r.injected,
+            }  # fmt: skip
+            changes.append(Change(r.status.value, r.recipient_id, attempt_))
+            if r.bounced:
+                changes.append(Change("bounced", r.recipient_id, attempt_))
+            settings = self.suppressions.settings
+            listed = r.status is Status.FAILED and r.address and not r.injected
+            if listed and suppresses(r.code, r.enhanced, settings):
+                reason = " ".join(str(p) for p in (r.code, r.enhanced, r.text) if p)
+                self.suppressions.add_sync(conn, r.address, reason, r.enhanced, now)
+        self.suppressions.outbox.record_sync(conn, changes, now)
 
     @staticmethod
     def _message_ids(conn: Connection, ids: Collection[int]) -> list[str]:

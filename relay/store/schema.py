@@ -71,12 +71,16 @@ message = Table(
     Column("auth_user", String(255), nullable=True),
     Column("tls", Boolean, nullable=False, default=False),
     Column("read", Boolean, nullable=False, default=False),
+    # The mailbox it is read from (relay/mailboxes.py); NULL: taken out of its mailbox over
+    # POP3 while recipients still wait for delivery (relay/store/mailboxes.py); since 0008.
+    Column("mailbox", String(255), nullable=True, server_default="default"),
 )
 
 # Newest first, within a listener or an authenticated user; unread counts.
 Index("ix_message_listener", message.c.listener, message.c.id)
 Index("ix_message_auth_user", message.c.auth_user, message.c.id)
 Index("ix_message_read", message.c.read, message.c.id)
+Index("ix_message_mailbox", message.c.mailbox, message.c.id)
 
 message_raw = Table(
     "message_raw",
@@ -215,6 +219,61 @@ change_log = Table(
     Column("payload", Text, nullable=False),
 )
 Index("ix_change_log_at", change_log.c.at)
+
+
+webhook_event = Table(
+    "webhook_event",
+    metadata,
+    # The outbox (relay/store/outbox.py): one row per event per webhook, written in the
+    # transaction of the change that raised it; since 0009.
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("event_id", String(40), nullable=False, unique=True),
+    # The receiver's URL ([[webhook]] url): what picks the webhook out of the config.
+    Column("webhook", key_text(), nullable=False),
+    Column("event", String(16), nullable=False),
+    Column("message_id", String(26), nullable=False),
+    Column("created_at", Float, nullable=False),
+    # The JSON body, made once when the event is written: every attempt sends the same.
+    Column("body", Text, nullable=False),
+    # pending (to send, at next_attempt_at), sent, or expired (gave up at expires_at).
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("lease_until", Float, nullable=True),
+    Column("last_error", Text, nullable=False, default=""),
+    Column("done_at", Float, nullable=True),
+)
+# What the sender looks for (pending, in order), and one webhook's recent events.
+Index("ix_webhook_event_state", webhook_event.c.state, webhook_event.c.id)
+Index("ix_webhook_event_webhook", webhook_event.c.webhook, webhook_event.c.id)
+
+webhook_attempt = Table(
+    "webhook_attempt",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("event_id", Integer, ForeignKey("webhook_event.id", ondelete="CASCADE"), nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("duration", Float, nullable=False),
+    # The receiver's HTTP status, None when it did not answer (refused, timed out).
+    Column("status", Integer, nullable=True),
+    Column("error", Text, nullable=False, default=""),
+)
+Index("ix_webhook_attempt_event", webhook_attempt.c.event_id)
+
+suppression = Table(
+    "suppression",
+    metadata,
+    # An address relay no longer sends to (relay/store/suppressions.py); since 0009.
+    Column("address_key", key_text(), primary_key=True),
+    Column("address", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    # None: until an operator removes it.
+    Column("expires_at", Float, nullable=True),
+    # The upstream's reply that caused it ("550 5.1.1 no such user"), or the operator's words.
+    Column("reason", Text, nullable=False, default=""),
+    Column("enhanced", String(16), nullable=True),
+)
 
 
 MAX_ID = 2**31 - 1

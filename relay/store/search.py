@@ -90,13 +90,15 @@ def _compile_sqlite(element: ByDialect, compiler: SQLCompiler, **kw: Any) -> str
 
 @dataclass(frozen=True)
 class Filter:
-    """What the list shows: a status, a listener, an authenticated user and a search."""
+    """What the list shows: a status, a listener, an authenticated user, a mailbox (None:
+    every message) and a search."""
 
     status: str | None = None
     listener: str | None = None
     user: str | None = None
     query: Query = field(default_factory=Query)
     unread: bool = False
+    mailbox: str | None = None
 
 
 def like_pattern(value: str) -> str:
@@ -253,6 +255,8 @@ def term_condition(term: Term) -> ColumnElement[bool]:
             condition = message.c.listener == term.value
         case Field.USER:
             condition = message.c.auth_user == term.value
+        case Field.MAILBOX:
+            condition = message.c.mailbox == term.value
         case Field.MESSAGE_ID:
             condition = _contains(message.c.message_id_header, term.value.strip("<> "))
         case Field.ADDRESSED:
@@ -285,6 +289,8 @@ def where(filter_: Filter) -> list[ColumnElement[bool]]:
     if filter_.query.problems:
         return [false()]
     clauses: list[ColumnElement[bool]] = []
+    if filter_.mailbox is not None:
+        clauses.append(message.c.mailbox == filter_.mailbox)
     if filter_.listener:
         clauses.append(message.c.listener == filter_.listener)
     if filter_.user:

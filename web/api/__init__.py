@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.routing import BaseRoute, Route
 
 from web import ops
-from web.api import chaos, checks, info, message, messages, openapi, queue, send, tags, wait
+from web.api import chaos, checks, hooks, info, message, messages, openapi, queue, send, tags, wait
 
 V1 = "/api/v1"
 
@@ -47,6 +47,13 @@ def routes() -> list[BaseRoute]:
         Route(f"{V1}/chaos/rules", chaos.add_rule, methods=["POST"]),
         Route(f"{V1}/chaos/rules", chaos.delete_rules, methods=["DELETE"]),
         Route(f"{V1}/chaos/rules/{{ID}}", chaos.delete_rule, methods=["DELETE"]),
+        Route(f"{V1}/suppressions", hooks.list_suppressions, methods=["GET"]),
+        Route(f"{V1}/suppressions", hooks.add_suppression, methods=["POST"]),
+        Route(f"{V1}/suppressions/{{Address}}", hooks.delete_suppression, methods=["DELETE"]),
+        Route(f"{V1}/webhooks", hooks.list_webhooks, methods=["GET"]),
+        Route(f"{V1}/webhooks/events", hooks.list_events, methods=["GET"]),
+        Route(f"{V1}/webhooks/events/{{EventID}}", hooks.get_event, methods=["GET"]),
+        Route(f"{V1}/webhooks/events/{{EventID}}/resend", hooks.resend_event, methods=["POST"]),
         Route("/view/{ID}.html", message.view_html, methods=["GET"]),
         Route("/view/{ID}.txt", message.view_text, methods=["GET"]),
         Route("/metrics", ops.metrics, methods=["GET"]),

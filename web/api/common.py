@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from relay.metrics import Metrics
-from relay.store import MessageRow
+from relay.store import Filter, MessageRow
 from web.pages import store_of
 from web.security import same_origin
 
@@ -120,7 +120,8 @@ async def message_id(request: Request) -> str:
     wanted = str(request.path_params["ID"])
     if wanted != LATEST:
         return wanted
-    page = await store_of(request).messages.page(0, 1, total=0)
+    narrowed: str | None = getattr(request.state, "mailbox", None)
+    page = await store_of(request).messages.page(0, 1, Filter(mailbox=narrowed), total=0)
     if not page.messages:
         raise ApiError(404, "no messages")
     return page.messages[0].id

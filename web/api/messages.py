@@ -12,6 +12,7 @@ from relay.store import Filter, MessageRow
 from web.api import shapes
 from web.api.common import ApiError, endpoint, guard_change, int_param, json_body, ok, string_list
 from web.pages import store_of
+from web.scope import list_mailbox, scope, visible
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 1000
@@ -26,7 +27,7 @@ def query_filter(request: Request, required: bool = True) -> Filter:
     parsed = query.parse(text)
     if parsed.problems:
         raise ApiError(400, "; ".join(parsed.problems))
-    return Filter(query=parsed)
+    return Filter(query=parsed, mailbox=list_mailbox(request))
 
 
 async def summaries(request: Request, rows: list[MessageRow]) -> list[dict[str, Any]]:
@@ -39,7 +40,12 @@ async def _listing(request: Request, filter_: Filter | None) -> Response:
     store = store_of(request)
     start = int_param(request, "start", 0)
     limit = min(int_param(request, "limit", DEFAULT_LIMIT, low=1), MAX_LIMIT)
-    counts = await store.messages.counts()
+    mailbox = list_mailbox(request)
+    if mailbox is None:
+        counts = await store.messages.counts()
+    else:
+        counts = await store.messages.counts_in(mailbox)
+        filter_ = filter_ or Filter(mailbox=mailbox)
     if filter_ is None:
         matching, unread = counts.total, counts.unread
         page = await store.messages.page(start, limit, total=matching)
@@ -47,7 +53,7 @@ async def _listing(request: Request, filter_: Filter | None) -> Response:
         matching, unread = await store.messages.count_matching(filter_)
         page = await store.messages.page(start, limit, filter_, total=matching)
     messages = await summaries(request, page.messages)
-    tags = await store.tags.names()
+    tags = await store.tags.names() if scope(request) is None else []
     listing = shapes.Listing(counts, matching, unread, start, messages, tags)
     return JSONResponse(shapes.MESSAGES_SUMMARY(listing))
 
@@ -73,10 +79,10 @@ async def set_read(request: Request) -> Response:
     read = data.get("Read", False)
     if not isinstance(read, bool):
         raise ApiError(400, "Read must be true or false")
-    ids = string_list(data, "IDs")
     store = store_of(request)
+    ids = string_list(data, "IDs")
     if ids:
-        await store.set_read(ids, read)
+        await store.set_read(await visible(request, store, ids), read)
         return ok()
     text = data.get("Search") or request.query_params.get("search") or ""
     if not isinstance(text, str):
@@ -84,7 +90,7 @@ async def set_read(request: Request) -> Response:
     parsed = query.parse(text)
     if parsed.problems:
         raise ApiError(400, "; ".join(parsed.problems))
-    await store.set_read_matching(Filter(query=parsed), read)
+    await store.set_read_matching(Filter(query=parsed, mailbox=list_mailbox(request)), read)
     return ok()
 
 
@@ -95,9 +101,9 @@ async def delete_messages(request: Request) -> Response:
     ids = string_list(await json_body(request), "IDs")
     store = store_of(request)
     if ids:
-        await store.delete_messages(ids)
+        await store.delete_messages(await visible(request, store, ids))
     else:
-        await store.delete_matching(Filter())
+        await store.delete_matching(Filter(mailbox=list_mailbox(request)))
     return ok()
 
 

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from relay import __version__
-from web.api import openapi_chaos, openapi_checks, openapi_queue
+from web.api import openapi_chaos, openapi_checks, openapi_hooks, openapi_queue
 from web.api.info import INFO
 from web.api.oas import BAD as _BAD
 from web.api.oas import JSON, schemas
@@ -34,6 +34,9 @@ _CONTACT = {
     "required": ["Email"],
     "properties": {"Email": {"type": "string"}, "Name": {"type": "string"}},
 }
+_MAILBOX = _query(
+    "mailbox", "Only this mailbox (admins; a user narrowed to one mailbox always gets theirs)"
+)
 
 SCHEMAS: JSON = {
     "Error": {"type": "object", "properties": {"Error": {"type": "string"}}},
@@ -84,7 +87,7 @@ PATHS: JSON = {
     "/api/v1/messages": {
         "get": {
             "summary": "List messages, newest first",
-            "parameters": _PAGING,
+            "parameters": [*_PAGING, _MAILBOX],
             "responses": {"200": _json(MESSAGES_SUMMARY.ref), "400": _BAD},
         },
         "put": {
@@ -111,12 +114,16 @@ PATHS: JSON = {
     "/api/v1/search": {
         "get": {
             "summary": "Messages a search matches, newest first",
-            "parameters": [_query("query", "Search (docs/api.md)", required=True), *_PAGING],
+            "parameters": [
+                _query("query", "Search (docs/api.md)", required=True),
+                *_PAGING,
+                _MAILBOX,
+            ],
             "responses": {"200": _json(MESSAGES_SUMMARY.ref), "400": _BAD},
         },
         "delete": {
             "summary": "Delete every message a search matches",
-            "parameters": [_query("query", "Search (docs/api.md)", required=True)],
+            "parameters": [_query("query", "Search (docs/api.md)", required=True), _MAILBOX],
             "responses": {"200": _OK, "400": _BAD},
         },
     },
@@ -202,6 +209,7 @@ PATHS: JSON = {
                 _query("query", "Search (docs/api.md); empty: any message"),
                 _query("timeout", "Seconds to wait (default 30, at most 300)", "number"),
                 _query("after", "Only messages stored after this message ID"),
+                _MAILBOX,
             ],
             "responses": {
                 "200": _json(MESSAGE_SUMMARY.ref),
@@ -256,13 +264,20 @@ DOCUMENT: JSON = {
         " (wait for a message, the delivery queue, searches on check results)."
         " docs/api.md lists every difference from Mailpit.",
     },
-    "paths": {**PATHS, **openapi_checks.PATHS, **openapi_queue.PATHS, **openapi_chaos.PATHS},
+    "paths": {
+        **PATHS,
+        **openapi_checks.PATHS,
+        **openapi_queue.PATHS,
+        **openapi_chaos.PATHS,
+        **openapi_hooks.PATHS,
+    },
     "components": {
         "schemas": {
             **SCHEMAS,
             **openapi_checks.SCHEMAS,
             **openapi_queue.SCHEMAS,
             **openapi_chaos.SCHEMAS,
+            **openapi_hooks.SCHEMAS,
         },
         "securitySchemes": {
             "basic": {"type": "http", "scheme": "basic"},

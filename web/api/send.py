@@ -173,6 +173,7 @@ async def send(request: Request) -> Response:
         listener=LISTENER,
         peer=peer,
         auth_user=getattr(request.state, "user", None),
+        owns_mail=request.headers.get("authorization", "")[:7].lower() != "bearer ",
         tls=request.url.scheme == "https",
         protocol="HTTP",
         may_relay=_may_relay(request),

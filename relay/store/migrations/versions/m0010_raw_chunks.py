@@ -6,7 +6,7 @@ one row per chunk (relay/store/chunks.py), so that no statement comes near MySQL
 `max_allowed_packet`. change_log: what each transaction changed, polled by the other
 processes, which have no LISTEN/NOTIFY there (relay/store/changes.py).
 
-Revision 0010, after 0007 (the numbers between are other branches').
+Revision 0010, after 0009.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0010"
-down_revision = "0007"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,9 @@
-"""SMTP AUTH: check a user name and password against [auth.users], slowing down guessers.
+"""Logins (SMTP AUTH, POP3 USER/PASS and AUTH): a user name and password checked against
+[auth.users], guessers slowed down per client address.
 
-The scrypt check runs in a worker thread, and the pause after a failure is an
-`asyncio.sleep`, so neither holds up other sessions.
+One `Authenticator` serves every listener, SMTP and POP3 alike, so a guesser's failures
+count together whichever port it tries. The scrypt check runs in a worker thread, and the
+pause after a failure is an `asyncio.sleep`, so neither holds up other sessions.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ _UNKNOWN_USER = "$scrypt$ln=14,r=8,p=1$AAAAAAAAAAAAAAAAAAAAAA$" + "A" * 43
 
 
 class Throttle:
-    """Counts failed AUTH attempts per client address and says how long to pause.
+    """Counts failed logins per client address and says how long to pause.
 
     The first failure from an address waits `base` seconds, each further one twice as
     long, up to `cap`. An address is forgotten after a success or `forget_after` quiet
@@ -66,24 +68,27 @@ class Throttle:
 
 
 class Authenticator:
-    """The users of [auth.users] and the throttle shared by every listener."""
+    """The users of [auth.users] and the throttle shared by every listener (SMTP, POP3)."""
 
     def __init__(self, config: AuthConfig) -> None:
         self.users = dict(config.users)
         self.throttle = Throttle(config.failure_delay, config.max_failure_delay)
 
-    async def check(self, login: bytes, password: bytes, client: str) -> str | None:
+    async def check(
+        self, login: bytes, password: bytes, client: str, what: str = "AUTH"
+    ) -> str | None:
         """The user name when the password is right; else None, after the throttle's pause."""
         name = login.decode("utf-8", errors="replace")
         hashed = self.users.get(name)
         good = await asyncio.to_thread(passwords.verify, password, hashed or _UNKNOWN_USER)
         if good and hashed is not None:
             self.throttle.succeeded(client)
-            log.info("AUTH as %r from %s", name, client)
+            log.info("%s as %r from %s", what, name, client)
             return name
         delay = self.throttle.failed(client)
         log.warning(
-            "AUTH failed for %r from %s (%d recent failures; answering in %.1fs)",
+            "%s failed for %r from %s (%d recent failures; answering in %.1fs)",
+            what,
             name,
             client,
             self.throttle.failures(client),
