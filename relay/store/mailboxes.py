@@ -9,11 +9,12 @@ message some of whose recipients still wait for delivery (queued, deferred, send
 held) is not deleted from under the relay: it leaves its mailbox only (`mailbox` set to
 NULL), its recipients keep their state, and retention prunes it once delivery is done.
 
-The lock: in one process a set of the mailboxes in use. On PostgreSQL, where several
-relay processes may serve POP3 on one database, each session also holds a session-level
-advisory lock (`pg_try_advisory_lock`) on a connection of its own for as long as it
-lasts, opened outside the pool that ingest and delivery share (so that many POP3
-sessions never starve them); the lock goes with the connection when a process dies.
+The lock: in one process a set of the mailboxes in use. On PostgreSQL (and MySQL), where
+several relay processes may serve POP3 on one database, each session also holds a
+session-level advisory lock (`pg_try_advisory_lock`; MySQL: `GET_LOCK`) on a connection
+of its own for as long as it lasts, opened outside the pool that ingest and delivery
+share (so that many POP3 sessions never starve them); the lock goes with the connection
+when a process dies.
 """
 
 from __future__ import annotations
