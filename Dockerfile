@@ -11,7 +11,8 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY relay ./relay
 COPY web ./web
-RUN pip install . && rm -rf /src
+# uvloop, and asyncmy so that the image serves MySQL and MariaDB as it does SQLite and PostgreSQL.
+RUN pip install ".[speed,mysql]" && rm -rf /src
 
 COPY docker/relay.toml /etc/relay/relay.toml
 

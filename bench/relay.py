@@ -310,7 +310,13 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto")
     p.add_argument("--tool", choices=("auto", "smtp-source", "python"), default="auto")
-    p.add_argument("--db-url", help="relay's database (default: a fresh SQLite file)")
+    p.add_argument(
+        "--db-url",
+        action="append",
+        default=[],
+        help="another database to relay from, beside a fresh SQLite file (repeatable;"
+        " an empty PostgreSQL or MySQL database: relay-pg, relay-mysql)",
+    )
     p.add_argument(
         "--smtp-processes",
         type=int,
@@ -356,17 +362,22 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="relay-bench-") as tmp:
         work = Path(tmp)
         work.chmod(0o755)  # Postfix's processes run as the postfix user
-        (work / "relay").mkdir()
         sink = Sink(loop)
-        relay = RelayToSink(
-            work / "relay",
-            sink,
-            args.loop,
-            args.db_url,
-            args.smtp_processes,
-            smtp_in_primary=not args.helpers_only,
-        )
-        targets: list[servers.Server] = [relay]
+        relays = []
+        for number, db_url in enumerate([None, *args.db_url]):
+            (work / f"relay-{number}").mkdir()
+            relays.append(
+                RelayToSink(
+                    work / f"relay-{number}",
+                    sink,
+                    args.loop,
+                    db_url,
+                    args.smtp_processes,
+                    smtp_in_primary=not args.helpers_only,
+                )
+            )
+        relay = relays[0]
+        targets: list[servers.Server] = [*relays]
         if with_postfix:
             targets.append(PostfixToSink(work, sink))
         print(f"machine: {runner.machine()}")

@@ -198,7 +198,13 @@ def parser(description: str, rounds: int) -> argparse.ArgumentParser:
     p.add_argument("--latency-messages", type=int, default=500, help="sequential client (500)")
     p.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto")
     p.add_argument("--tool", choices=("auto", "smtp-source", "python"), default="auto")
-    p.add_argument("--db-url", help="relay's database (default: a fresh SQLite file)")
+    p.add_argument(
+        "--db-url",
+        action="append",
+        default=[],
+        help="another database to run relay on, beside a fresh SQLite file (repeatable;"
+        " an empty PostgreSQL or MySQL database: relay-pg, relay-mysql)",
+    )
     p.add_argument(
         "--smtp-processes",
         default="shipped",
@@ -233,15 +239,16 @@ def main(description: str, argv: list[str] | None, with_postfix: bool, rounds: i
         work = Path(tmp)
         work.chmod(0o755)  # Postfix's processes run as the postfix user
         targets: list[servers.Server] = []
-        for choice in args.smtp_processes.split(","):
-            count = None if choice == "shipped" else int(choice)
-            relay_dir = work / f"relay-{choice}"
-            relay_dir.mkdir()
-            targets.append(
-                servers.Relay(
-                    relay_dir, event_loop=args.loop, db_url=args.db_url, smtp_processes=count
+        for number, db_url in enumerate([None, *args.db_url]):
+            for choice in args.smtp_processes.split(","):
+                count = None if choice == "shipped" else int(choice)
+                relay_dir = work / f"relay-{choice}-{number}"
+                relay_dir.mkdir()
+                targets.append(
+                    servers.Relay(
+                        relay_dir, event_loop=args.loop, db_url=db_url, smtp_processes=count
+                    )
                 )
-            )
         targets.append(servers.NullSMTP(event_loop=loop))
         if servers.smtp_sink_available():
             targets.append(servers.Sink())

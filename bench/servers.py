@@ -162,6 +162,9 @@ class Relay(Server):
             if not smtp_in_primary:
                 self.name += "-h"  # only the helpers accept SMTP
         self.db_url = db_url or f"sqlite+aiosqlite:///{workdir / 'relay.db'}"
+        backend = backend_label(self.db_url)
+        if backend:
+            self.name += f"-{backend}"  # beside SQLite's figures: relay-mysql, relay-pg
         self.web_port = free_port()
 
     def config_text(self) -> str:
@@ -194,6 +197,14 @@ class Relay(Server):
         config = self.workdir / "relay.toml"
         config.write_text(self.config_text())
         return [sys.executable, "-m", "relay", "serve", "--config", str(config)]
+
+
+def backend_label(db_url: str) -> str:
+    """ "mysql" or "pg" for a MySQL/MariaDB or PostgreSQL URL, "" for SQLite."""
+    scheme = db_url.split(":", 1)[0].split("+", 1)[0].lower()
+    if scheme in ("mysql", "mariadb"):
+        return "mysql"
+    return "pg" if scheme in ("postgresql", "postgres") else ""
 
 
 class NullSMTP(Server):

@@ -193,6 +193,8 @@ class Relay:
         detail = (
             f"SQLite, WAL, synchronous={self.config.storage.sqlite_synchronous}"
             if db.is_sqlite
+            else "MySQL/MariaDB, change_log polled"
+            if db.is_mysql
             else "PostgreSQL"
         )
         log.info("database %s (%s)", db.display_url, detail)

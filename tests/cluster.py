@@ -1,4 +1,5 @@
-"""Several `relay serve` processes on one PostgreSQL database, for the scale-out tests."""
+"""Several `relay serve` processes on one PostgreSQL or MySQL database, for the scale-out
+tests."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from tests import pg
+from tests import mysql, pg
 from tests.support import free_port
 
 START_TIMEOUT = 30.0
@@ -181,17 +183,27 @@ def send_all(
         client.quit()
 
 
+async def query(db_url: str, sql: str, *args: Any) -> list[Any]:
+    """Run one statement on `db_url`'s database, PostgreSQL or MySQL ($1, $2... become
+    MySQL's %s); return its rows."""
+    if db_url.startswith("mysql"):
+        for n in range(len(args), 0, -1):
+            sql = sql.replace(f"${n}", "%s")
+        return await mysql.query(sql, *args, url=db_url)
+    return await pg.query(sql, *args, url=db_url)
+
+
 async def recipient_states(db_url: str) -> Counter[tuple[str, int]]:
     """(status, attempts) of every recipient row, counted."""
-    rows = await pg.query("SELECT status, attempts FROM recipient", url=db_url)
+    rows = await query(db_url, "SELECT status, attempts FROM recipient")
     return Counter((str(r[0]), int(r[1])) for r in rows)
 
 
 async def leases_of(db_url: str, pid: int) -> int:
     """Recipients leased (status sending) by the process with this pid."""
-    rows = await pg.query(
+    rows = await query(
+        db_url,
         "SELECT count(*) FROM recipient WHERE status = 'sending' AND lease_owner LIKE $1",
         f"%:{pid}:%",
-        url=db_url,
     )
     return int(rows[0][0])

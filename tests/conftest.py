@@ -1,4 +1,4 @@
-"""Shared fixtures: database URLs for both backends and a running relay."""
+"""Shared fixtures: database URLs for the three backends and a running relay."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from relay.config import StorageConfig
 from relay.store import Store
-from tests import pg
+from tests import mysql, pg
 from tests.browsing import ARGS, CHROMIUM, HAVE_CHROMIUM
 from tests.support import RunningRelay, make_config
 
@@ -22,7 +22,7 @@ def _fresh_database(kind: str, directory: Path) -> Iterator[str]:
     if kind == "sqlite":
         yield f"sqlite+aiosqlite:///{directory / 'relay.db'}"
         return
-    with pg.fresh_database() as url:
+    with mysql.fresh_database() if kind == "mysql" else pg.fresh_database() as url:
         yield url
 
 
@@ -34,13 +34,31 @@ def pg_url() -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+BACKENDS = ["sqlite", "postgres", "mysql"]
+"""The databases the parametrized tests run on (MySQL: MariaDB or MySQL, tests/mysql.py)."""
+
+
+@pytest.fixture
+def mysql_url() -> Iterator[str]:
+    """A fresh, empty MySQL (or MariaDB) database, for what only MySQL does."""
+    with mysql.fresh_database() as url:
+        yield url
+
+
+@pytest.fixture(params=["postgres", "mysql"])
+def shared_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh database that several processes share (PostgreSQL, MySQL): not SQLite."""
+    with mysql.fresh_database() if request.param == "mysql" else pg.fresh_database() as url:
+        yield url
+
+
+@pytest.fixture(params=BACKENDS)
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty database: a SQLite file, or a new PostgreSQL database."""
+    """A fresh, empty database: a SQLite file, or a new PostgreSQL or MySQL database."""
     yield from _fresh_database(request.param, tmp_path)
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+@pytest.fixture(scope="module", params=BACKENDS)
 def module_db_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:

@@ -108,7 +108,7 @@ async def test_list_shows_message_ids_and_show_takes_either_id(
     [
         (["--db", "sqlite+aiosqlite:///{tmp}/missing.db"], EXIT_UNAVAILABLE, "no relay database"),
         (["--db", "postgresql+asyncpg://nobody@127.0.0.1:1/none"], EXIT_UNAVAILABLE, "cannot use"),
-        (["--db", "mysql://x"], EXIT_USAGE, "--db: expected a SQLite file"),
+        (["--db", "oracle://x"], EXIT_USAGE, "--db: expected a SQLite file"),
         (["--config", "{tmp}/nowhere.toml"], EXIT_USAGE, "nowhere.toml"),
     ],
 )

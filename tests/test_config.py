@@ -49,7 +49,7 @@ def test_config_is_frozen() -> None:
         ("[web]\npage_size = 'ten'\n", "web.page_size", "an integer"),
         ("[web]\npage_size = 0\n", "web.page_size", "greater than 0"),
         ("[web]\naddress = 'localhost'\n", "web.address", "HOST:PORT"),
-        ("[storage]\nurl = 'mysql://x'\n", "storage.url", "sqlite+aiosqlite://"),
+        ("[storage]\nurl = 'oracle://x'\n", "storage.url", "sqlite+aiosqlite://"),
         ("[storage]\nsqlite_synchronous = 'off'\n", "storage.sqlite_synchronous", "one of"),
         (
             "[[listener]]\ntrusted_networks = ['10.0.0.0/33']\n",
@@ -258,6 +258,10 @@ DATABASE_FORMS = [
     ("postgresql://relay@127.0.0.1/mail", "postgresql+asyncpg://relay@127.0.0.1/mail"),
     ("postgres://relay:pw@db.test:5432/mail", "postgresql+asyncpg://relay:pw@db.test:5432/mail"),
     ("postgresql+asyncpg://relay@127.0.0.1/mail", "postgresql+asyncpg://relay@127.0.0.1/mail"),
+    ("mysql://relay:pw@127.0.0.1/mail", "mysql+asyncmy://relay:pw@127.0.0.1/mail"),
+    ("mariadb://relay@db.test:3306/mail", "mysql+asyncmy://relay@db.test:3306/mail"),
+    ("mysql+aiomysql://relay@127.0.0.1/mail", "mysql+asyncmy://relay@127.0.0.1/mail"),
+    ("MariaDB+asyncmy://relay@127.0.0.1/mail", "mysql+asyncmy://relay@127.0.0.1/mail"),
 ]
 
 
@@ -265,8 +269,8 @@ DATABASE_FORMS = [
 def test_database_as_people_type_it_maps_to_the_async_drivers(
     tmp_path: Path, typed: str, url: str
 ) -> None:
-    """[storage] url, RELAY_DATABASE_URL and --db accept a file, sqlite:// and postgres(ql)://
-    and keep the async drivers' URL."""
+    """[storage] url, RELAY_DATABASE_URL and --db accept a file, sqlite://, postgres(ql)://,
+    mysql:// and mariadb:// and keep the async drivers' URL."""
     path = write(tmp_path, f"[storage]\nurl = {typed!r}\n")
     assert load_config(path, env={}).storage.url == url
     assert load_config(None, env={"RELAY_DATABASE_URL": typed}).storage.url == url
@@ -274,12 +278,12 @@ def test_database_as_people_type_it_maps_to_the_async_drivers(
 
 
 ACCEPTED_FORMS = ("relay.db", "./data/relay.db", "sqlite:///relay.db", "sqlite:////abs/path.db",
-                  "postgresql://", "postgres://")  # fmt: skip
+                  "postgresql://", "postgres://", "mysql://", "mariadb://")  # fmt: skip
 
 
 @pytest.mark.parametrize(
     "typed",
-    ["mysql://u@h/db", "sqlite://relay.db", "sqlite://", "sqlite:///:memory:",
+    ["oracle://u@h/db", "sqlite://relay.db", "sqlite://", "sqlite:///:memory:",
      "postgresql+psycopg://u@h/db", "localhost:5432/mail", ""],
 )  # fmt: skip
 def test_any_other_database_gets_one_line_listing_the_accepted_forms(

@@ -363,14 +363,16 @@ async def _open_pg_transactions(store: Store) -> int:
     """Other sessions of this database that are inside a transaction."""
     from sqlalchemy import text
 
+    sql = (
+        "SELECT count(*) FROM information_schema.innodb_trx t"
+        " JOIN information_schema.processlist p ON p.id = t.trx_mysql_thread_id"
+        " WHERE p.db = DATABASE() AND t.trx_mysql_thread_id <> CONNECTION_ID()"
+        if store.db.is_mysql
+        else "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+        " AND pid <> pg_backend_pid() AND xact_start IS NOT NULL"
+    )
     async with store.db.reader.connect() as conn:
-        count = await conn.execute(
-            text(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                " AND pid <> pg_backend_pid() AND xact_start IS NOT NULL"
-            )
-        )
-        return int(count.scalar_one())
+        return int((await conn.execute(text(sql))).scalar_one())
 
 
 async def test_stop_gives_unfinished_leases_back(db_url: str, upstream: Upstream) -> None:

@@ -1,4 +1,4 @@
-"""Large messages: 40 MB stored and delivered on both backends by a real `relay serve`, the
+"""Large messages: 40 MB stored and delivered on every backend by a real `relay serve`, the
 process's peak memory growing by a small multiple of the message (measured, reported)."""
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from tests.upstream import Upstream
 
 SIZE = 40 * 1024 * 1024
 LIMIT = 64 * 1024 * 1024
-MAX_GROWTH = {"sqlite+aiosqlite": 4.0, "postgresql+asyncpg": 4.5}
+MAX_GROWTH = {"sqlite+aiosqlite": 4.0, "postgresql+asyncpg": 4.5, "mysql+asyncmy": 4.0}
 """Peak resident growth allowed, in multiples of the message: issue 8's target of 4 on
 SQLite (measured 3.2), a little more through asyncpg, whose encoding and reading of a
-bytea each hold one more copy (measured 4.0)."""
+bytea each hold one more copy (measured 4.0); MySQL in 1 MiB chunks (measured 3.2)."""
 
 
 def big_message(size: int = SIZE) -> bytes:

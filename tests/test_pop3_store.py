@@ -71,9 +71,10 @@ async def test_lock_keeps_a_second_session_out_until_released(store: Store) -> N
         pass
 
 
-async def test_advisory_lock_holds_across_processes(pg_url: str) -> None:
-    """On PostgreSQL a second Store (as another relay process would have) gets InUse."""
-    first, second = Store(StorageConfig(url=pg_url)), Store(StorageConfig(url=pg_url))
+async def test_advisory_lock_holds_across_processes(shared_url: str) -> None:
+    """On PostgreSQL and MySQL a second Store (as another relay process would have) gets
+    InUse."""
+    first, second = Store(StorageConfig(url=shared_url)), Store(StorageConfig(url=shared_url))
     await first.open()
     try:
         async with first.mailboxes.lock("alice"):

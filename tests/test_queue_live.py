@@ -136,9 +136,23 @@ def test_api_shows_real_failures_and_their_attempts(live: Live, api: httpx.Clien
     assert rows[DONE]["Status"] == "delivered" and rows[DONE]["History"][0]["Code"] == 250
 
 
+def test_api_retry_of_a_suppressed_recipient_fails_at_once(live: Live, api: httpx.Client) -> None:
+    """The 5.1.1 put the address on the suppression list: an operator's retry fails it
+    again at once, saying so, without contacting the upstream."""
+    listed = api.get("/api/v1/suppressions").json()
+    assert FAILED in json.dumps(listed)
+    response = api.post(f"/api/v1/recipient/{live.ids[FAILED]}/retry", json={})
+    assert response.status_code == 200, response.text
+    row = live.wait({FAILED: Status.FAILED})[FAILED]
+    assert "suppressed since" in (row.last_text or ""), row
+    assert live.upstream.delivered_to(FAILED) == 0
+
+
 def test_api_retry_of_one_recipient_is_delivered(live: Live, api: httpx.Client) -> None:
-    """Retrying the failed recipient sends it again to the upstream, which takes it now;
-    its deliveries then show both attempts; retrying it again is a 409."""
+    """Once its address is taken off the suppression list, retrying the failed recipient
+    sends it again to the upstream, which takes it now; its deliveries then show both
+    attempts; retrying it again is a 409."""
+    assert api.delete(f"/api/v1/suppressions/{FAILED}").status_code in (200, 204)
     response = api.post(f"/api/v1/recipient/{live.ids[FAILED]}/retry", json={})
     assert response.status_code == 200, response.text
     assert response.json()["Status"] in ("queued", "sending", "delivered")

@@ -1,4 +1,4 @@
-"""Scale-out on one PostgreSQL database: several `relay serve` processes share the queue,
+"""Scale-out on one PostgreSQL or MySQL database: several `relay serve` processes share the queue,
 each recipient goes out once, a killed process loses nothing, roles split the work."""
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ import pytest
 from relay.app import Relay
 from relay.config import ListenerConfig
 from relay.errors import StartupError
-from tests import pg
 from tests.cluster import (
     Node,
     leases_of,
     message,
+    query,
     recipient_states,
     send_all,
     start_all,
@@ -111,13 +111,13 @@ def deliveries(upstream: Upstream) -> Counter[str]:
 
 @pytest.mark.slow
 def test_three_processes_deliver_each_recipient_exactly_once(
-    pg_url: str, tmp_path: Path, upstream: Upstream
+    shared_url: str, tmp_path: Path, upstream: Upstream
 ) -> None:
     """3 processes sharing one SMTP port (SO_REUSEPORT) and one database: 2,000 messages,
     each recipient delivered exactly once, the work split between all three."""
     port = free_port()
     nodes = [
-        Node(f"n{i}", tmp_path, pg_url, upstream.port, smtp_port=port, reuse_port=True)
+        Node(f"n{i}", tmp_path, shared_url, upstream.port, smtp_port=port, reuse_port=True)
         for i in range(3)
     ]
     try:
@@ -127,7 +127,7 @@ def test_three_processes_deliver_each_recipient_exactly_once(
         for thread in threads:
             thread.join(WITHIN)
         upstream.wait(lambda u: len(u.transactions) >= TOTAL, WITHIN)
-        wait_for("every recipient delivered", all_delivered(pg_url, TOTAL))
+        wait_for("every recipient delivered", all_delivered(shared_url, TOTAL))
         took = time.monotonic() - started
     finally:
         stop_all(nodes)
@@ -135,10 +135,10 @@ def test_three_processes_deliver_each_recipient_exactly_once(
     counts = deliveries(upstream)
     assert set(counts) == {f"r{n}@example.net" for n in range(TOTAL)}
     assert set(counts.values()) == {1}, [r for r, c in counts.items() if c > 1][:10]
-    assert asyncio.run(recipient_states(pg_url)) == {("delivered", 1): TOTAL}
+    assert asyncio.run(recipient_states(shared_url)) == {("delivered", 1): TOTAL}
     by_node = {node.name: node.delivered() for node in nodes}
     ingested = asyncio.run(
-        pg.query("SELECT listener, count(*) FROM message GROUP BY listener", url=pg_url)
+        query(shared_url, "SELECT listener, count(*) FROM message GROUP BY listener")
     )
     print(
         f"\n3 processes, {TOTAL} messages: accepted and delivered in {took:.1f} s;"
@@ -150,12 +150,12 @@ def test_three_processes_deliver_each_recipient_exactly_once(
 
 @pytest.mark.slow
 def test_a_process_killed_halfway_loses_nothing(
-    pg_url: str, tmp_path: Path, upstream: Upstream
+    shared_url: str, tmp_path: Path, upstream: Upstream
 ) -> None:
     """SIGKILL one of 3 processes halfway through 2,000 messages: its leases lapse and the
     others finish; every accepted recipient is delivered at least once, none is lost."""
     nodes = [
-        Node(f"n{i}", tmp_path, pg_url, upstream.port, delivery="lease = 3.0") for i in range(3)
+        Node(f"n{i}", tmp_path, shared_url, upstream.port, delivery="lease = 3.0") for i in range(3)
     ]
     victim = nodes[0]
     try:
@@ -164,12 +164,12 @@ def test_a_process_killed_halfway_loses_nothing(
         pid = victim.proc.pid
         accepted, threads = send_in_parallel([n.smtp_port for n in nodes])
         upstream.wait(lambda u: len(u.transactions) >= TOTAL // 2, WITHIN)
-        left = freeze_holding_leases(pg_url, pid)
+        left = freeze_holding_leases(shared_url, pid)
         assert victim.end(signal.SIGKILL) == -signal.SIGKILL
         for thread in threads:
             thread.join(WITHIN)
-        rows = sum(asyncio.run(recipient_states(pg_url)).values())
-        wait_for("every recipient delivered", all_delivered(pg_url, rows))
+        rows = sum(asyncio.run(recipient_states(shared_url)).values())
+        wait_for("every recipient delivered", all_delivered(shared_url, rows))
     finally:
         stop_all(nodes)
     counts = deliveries(upstream)
@@ -186,14 +186,17 @@ def test_a_process_killed_halfway_loses_nothing(
 
 @pytest.mark.slow
 def test_roles_split_ingest_delivery_and_web(
-    pg_url: str, tmp_path: Path, upstream: Upstream
+    shared_url: str, tmp_path: Path, upstream: Upstream
 ) -> None:
-    """An smtp-only process accepts, a delivery-only one delivers at once (NOTIFY: its poll
-    is an hour), a web-only one streams both; latency from 250 to the upstream reported."""
+    """An smtp-only process accepts, a delivery-only one delivers at once (NOTIFY, or
+    MySQL's change_log polled: its queue poll is an hour), a web-only one streams both;
+    latency from 250 to the upstream reported."""
     hour = "poll_interval = 3600.0"
-    ingest = Node("ingest", tmp_path, pg_url, upstream.port, roles=("smtp",), delivery=hour)
-    deliver = Node("deliver", tmp_path, pg_url, upstream.port, roles=("delivery",), delivery=hour)
-    web = Node("web", tmp_path, pg_url, upstream.port, roles=("web",), delivery=hour)
+    ingest = Node("ingest", tmp_path, shared_url, upstream.port, roles=("smtp",), delivery=hour)
+    deliver = Node(
+        "deliver", tmp_path, shared_url, upstream.port, roles=("delivery",), delivery=hour
+    )
+    web = Node("web", tmp_path, shared_url, upstream.port, roles=("web",), delivery=hour)
     nodes = [ingest, deliver, web]
     seen: queue.Queue[tuple[str, str]] = queue.Queue()
     delays = []
@@ -219,12 +222,17 @@ def test_roles_split_ingest_delivery_and_web(
     print(
         f"\nsmtp-only process → delivery-only process → upstream, from our 250 to the"
         f" upstream's: p50 {statistics.median(delays) * 1000:.1f} ms,"
-        f" max {max(delays) * 1000:.1f} ms (20 messages, NOTIFY wake-up)"
+        f" max {max(delays) * 1000:.1f} ms (20 messages, {_wake_up(shared_url)})"
     )
     assert kinds["message"] == 20
     assert (ingest.delivered(), deliver.delivered(), web.delivered()) == (0, 20, 0)
     assert "roles: smtp" in ingest.log() and "roles: delivery" in deliver.log()
     assert max(delays) < 5.0  # an hour without NOTIFY
+
+
+def _wake_up(url: str) -> str:
+    """How the delivery process hears of new mail on this database."""
+    return "change_log polled every 50 ms" if url.startswith("mysql") else "NOTIFY wake-up"
 
 
 def _follow(port: int, seen: queue.Queue[tuple[str, str]]) -> None:

@@ -200,7 +200,7 @@ async def test_upgrade_from_0003_indexes_the_mail_already_there(db_url: str) -> 
             assert await store.indexer.catch_up() == 3
             assert await found(store, "nvoice") == ids[::-1]
             await check_index(store)
-        else:
+        elif not store.db.is_mysql:  # MySQL has no index for it: search scans
             assert await pg_index(store)
         await store.db.downgrade(BEFORE)
         assert not await pg_index(store)
@@ -220,8 +220,8 @@ async def add_old(store: Store, subject: str) -> str:
 
 
 async def pg_index(store: Store) -> bool:
-    """Whether PostgreSQL's trigram index on message_text exists (False on SQLite)."""
-    if store.db.is_sqlite:
+    """Whether PostgreSQL's trigram index on message_text exists (False on SQLite, MySQL)."""
+    if store.db.is_sqlite or store.db.is_mysql:
         return False
     return bool(
         await scalar(

@@ -25,7 +25,7 @@ DEFAULT_CONFIG = "relay.toml"
 T = TypeVar("T")
 DB_HELP = (
     "the database, overriding the config: a SQLite file (relay.db), sqlite:///relay.db,"
-    " postgresql://USER@HOST/DB"
+    " postgresql://USER@HOST/DB, mysql://USER@HOST/DB"
 )
 
 

@@ -3,25 +3,35 @@
 `relay.db`, `./data/relay.db` and `/var/lib/relay/relay.db` are SQLite files;
 `sqlite:///relay.db` (relative) and `sqlite:////abs/path.db` (absolute) are the same in
 SQLAlchemy's spelling; `postgresql://…` and `postgres://…` (Heroku's and libpq's) are
-PostgreSQL. They become `sqlite+aiosqlite://…` and `postgresql+asyncpg://…`, which are
-also accepted as they are. Plain string work: no SQLAlchemy import on the command line.
+PostgreSQL; `mysql://…` and `mariadb://…` are MySQL or MariaDB. They become
+`sqlite+aiosqlite://…`, `postgresql+asyncpg://…` and `mysql+asyncmy://…` (the asyncmy
+driver: docs/operations.md says why), which are also accepted as they are, as are the
+`+asyncmy`, `+aiomysql` and `+pymysql` spellings of MySQL's and MariaDB's URLs (all
+opened with asyncmy). Plain string work: no SQLAlchemy import on the command line.
 """
 
 from __future__ import annotations
 
 SQLITE = "sqlite+aiosqlite://"
 POSTGRESQL = "postgresql+asyncpg://"
+MYSQL = "mysql+asyncmy://"
 _SCHEMES = {
     "sqlite": SQLITE,
     "sqlite+aiosqlite": SQLITE,
     "postgresql": POSTGRESQL,
     "postgres": POSTGRESQL,
     "postgresql+asyncpg": POSTGRESQL,
+    **{
+        f"{name}{driver}": MYSQL
+        for name in ("mysql", "mariadb")
+        for driver in ("", "+asyncmy", "+aiomysql", "+pymysql")
+    },
 }
 ACCEPTED = (
     "a SQLite file (relay.db, ./data/relay.db, /var/lib/relay/relay.db), sqlite:///relay.db,"
-    " sqlite:////abs/path.db, postgresql://USER@HOST/DB or postgres://USER@HOST/DB"
-    " (sqlite+aiosqlite:// and postgresql+asyncpg:// work too)"
+    " sqlite:////abs/path.db, postgresql://USER@HOST/DB, postgres://USER@HOST/DB,"
+    " mysql://USER@HOST/DB or mariadb://USER@HOST/DB"
+    " (sqlite+aiosqlite://, postgresql+asyncpg:// and mysql+asyncmy:// work too)"
 )
 """The forms accepted, for the one line that answers any other."""
 

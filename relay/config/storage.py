@@ -17,7 +17,8 @@ class StorageConfig:
 
     url: str = setting(
         "sqlite+aiosqlite:///relay.db",
-        "Database URL (SQLite file or PostgreSQL); RELAY_DATABASE_URL overrides it.",
+        "Database URL (SQLite file, PostgreSQL, MySQL or MariaDB); RELAY_DATABASE_URL"
+        " overrides it.",
         check_url,
         convert=database_url,
     )
@@ -63,7 +64,14 @@ class StorageConfig:
     )
     pool_size: int = setting(
         10,
-        "PostgreSQL: connections each relay process keeps open; bursts may open as many"
-        " again, and one more listens for other processes' changes.",
+        "PostgreSQL, MySQL: connections each relay process keeps open; bursts may open as"
+        " many again, and on PostgreSQL one more listens for other processes' changes.",
+        positive,
+    )
+    change_poll: float = setting(
+        0.05,
+        "MySQL, MariaDB: seconds between two looks at the changes other relay processes"
+        " committed (they have no LISTEN/NOTIFY): the longest a worker idles before it"
+        " sends mail another process accepted.",
         positive,
     )

@@ -12,6 +12,7 @@ from relay.store import retention
 from relay.store.accepted import NewMessage, NewRecipient, message_rows
 from relay.store.actions import Actions, Released
 from relay.store.batch import GroupCommit
+from relay.store.changes import ChangeFeed
 from relay.store.checks import Checks, Kind
 from relay.store.counts import Counts, RecipientStats
 from relay.store.database import Database
@@ -124,6 +125,7 @@ class Store:
         # SQLite's search index is filled in the background (PostgreSQL keeps its own).
         self.indexer = Indexer(self.db, self.committer) if self.db.is_sqlite else None
         self.notices: Notices | None = None
+        self.changes: ChangeFeed | None = None
         self.fresh = FreshRaw()
 
     def configure(self, webhooks: Sequence[WebhookConfig], suppression: SuppressionConfig) -> None:
@@ -137,11 +139,17 @@ class Store:
         await self.db.prepare()
 
     async def listen(self) -> None:
-        """Hear the changes other processes commit, as events (PostgreSQL LISTEN).
+        """Hear the changes other processes commit, as events (PostgreSQL LISTEN, MySQL's
+        change_log polled).
 
         On SQLite, where one process owns the database, there is nothing to hear.
         """
-        if self.db.is_sqlite or self.notices is not None:
+        if self.db.is_sqlite or self.notices is not None or self.changes is not None:
+            return
+        if self.db.is_mysql:
+            interval = self.db.storage.change_poll
+            self.changes = ChangeFeed(self.db.writer, self.db.origin, self.events, interval)
+            await self.changes.start()
             return
         self.notices = Notices(self.db.listen_params(), self.db.origin, self.events)
         await self.notices.start()
@@ -284,6 +292,9 @@ class Store:
         if self.notices is not None:
             await self.notices.stop()
             self.notices = None
+        if self.changes is not None:
+            await self.changes.stop()
+            self.changes = None
         self.events.close()
         await self.mailboxes.close()
         await self.db.close()

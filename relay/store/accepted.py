@@ -14,9 +14,11 @@ from sqlalchemy.engine import Connection
 from relay import address, tagging
 from relay.mime.summary import TEXT_LIMIT, Summary
 from relay.status import Status
+from relay.store.chunks import chunked, split
 from relay.store.schema import (
     message,
     message_raw,
+    message_raw_chunk,
     message_tag,
     message_text,
     recipient,
@@ -74,6 +76,7 @@ MESSAGE_TABLES = (message, message_raw, message_text, recipient, message_tag, we
 """The tables an accepted message is written to, in foreign-key order."""
 
 _INSERTS = [insert(table) for table in MESSAGE_TABLES]
+_CHUNKS = insert(message_raw_chunk)
 
 
 def table_rows(batch: Sequence[MessageRows]) -> list[list[dict[str, Any]]]:
@@ -90,11 +93,17 @@ def table_rows(batch: Sequence[MessageRows]) -> list[list[dict[str, Any]]]:
 
 def insert_rows(conn: Connection, batch: Sequence[MessageRows]) -> None:
     """Insert the rows of several messages in `conn`'s transaction: one executemany per
-    table, in foreign-key order. Blocking: run it with `AsyncConnection.run_sync` or in a
-    thread of its own."""
-    for statement, rows in zip(_INSERTS, table_rows(batch), strict=True):
+    table, in foreign-key order (on MySQL the raw bytes in chunks: relay.store.chunks).
+    Blocking: run it with `AsyncConnection.run_sync` or in a thread of its own."""
+    tables = table_rows(batch)
+    rest: list[dict[str, Any]] = []
+    if chunked(conn.dialect.name):
+        tables[1], rest = split(tables[1])
+    for statement, rows in zip(_INSERTS, tables, strict=True):
         if rows:
             conn.execute(statement, rows)
+    for row in rest:  # one statement each: a chunk is as large as a statement should be
+        conn.execute(_CHUNKS, row)
 
 
 def message_rows(new: NewMessage) -> MessageRows:

@@ -24,6 +24,7 @@ from relay.store.database import Database
 from relay.store.events import Events
 from relay.store.outbox import Change, Outbox
 from relay.store.queue_view import QueueFilter, conditions
+from relay.store.returning import update_returning_rows
 from relay.store.schema import message, possible_ids, recipient
 
 
@@ -112,17 +113,12 @@ class Actions:
         commit, then tell this one's subscribers."""
         due = makes_due(action)
         async with self.db.writer.begin() as conn:
-            result = await conn.execute(
-                update(recipient)
-                .where(*where)
-                .values(**values)
-                .returning(recipient.c.id, recipient.c.message_id)
-            )
-            rows = result.all()
-            changed = [str(row.message_id) for row in rows]
+            columns = [recipient.c.id, recipient.c.message_id]
+            rows = await update_returning_rows(conn, recipient, where, values, columns)
+            changed = [str(message_id) for _, message_id in rows]
             event = RAISES.get(action)
             if event is not None and rows:
-                raised = [Change(event, row.id) for row in rows]
+                raised = [Change(event, recipient_id) for recipient_id, _ in rows]
                 await conn.run_sync(self.outbox.record_sync, raised, now)
             await self.db.notify_changes(conn, changed, due)
         self.events.announce(changed, due)

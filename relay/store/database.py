@@ -25,9 +25,9 @@ checkpoint interval (1000 pages) are SQLite's defaults; checkpoints run in the t
 the connection that commits past the interval, never on the event loop.
 
 PostgreSQL: one pool (after a database restart, the first statement on a dead connection
-fails and the whole pool is replaced: one failed operation, not a stream of them); writers
-announce what they committed with NOTIFY inside their transaction, and
-relay.store.notices hears the other processes' announcements.
+fails and the whole pool is replaced); writers announce what they committed with NOTIFY
+inside their transaction, and relay.store.notices hears the other processes'. MySQL: one
+pool too (relay.store.mysql); announcements go to change_log (relay.store.changes).
 """
 
 from __future__ import annotations
@@ -52,7 +52,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from relay.config import StorageConfig
 from relay.errors import StoreError
-from relay.store import migrate
+from relay.store import migrate, mysql
+from relay.store.changes import record
 from relay.store.migrate import SchemaState
 from relay.store.notices import CHANNEL, payloads
 
@@ -125,6 +126,14 @@ def enter_wal(cursor: Any, timeout: float) -> None:
             time.sleep(_WAL_RETRY)
 
 
+def _server_engine(url: URL, storage: StorageConfig, is_mysql: bool) -> AsyncEngine:
+    """MySQL's pool (relay.store.mysql); PostgreSQL's, without pre-ping (three round trips
+    a checkout): a dead connection fails once, and SQLAlchemy replaces the whole pool."""
+    if is_mysql:
+        return mysql.engine(url, storage)
+    return create_async_engine(url, pool_size=storage.pool_size, max_overflow=storage.pool_size)
+
+
 def _file_sizes(path: str) -> int:
     """Bytes of a SQLite database file and its write-ahead log."""
     return sum(os.path.getsize(p) for p in (path, f"{path}-wal") if os.path.exists(p))
@@ -137,6 +146,7 @@ class Database:
         self.storage = storage
         self.url = make_url(storage.url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
+        self.is_mysql = mysql.is_mysql(self.url.get_backend_name())
         self.origin = secrets.token_hex(8)
         """Tags this process's NOTIFY payloads, so that it does not hear itself twice."""
         if self.is_sqlite:
@@ -173,18 +183,14 @@ class Database:
             )
             _sqlite_setup(self.queue_engine, storage, "BEGIN IMMEDIATE", "normal")
         else:
-            # No pre-ping (three round trips per checkout with asyncpg): after a database
-            # restart the first use of a dead connection fails, and SQLAlchemy then
-            # replaces every connection the pool held.
-            self.writer = create_async_engine(
-                self.url, pool_size=storage.pool_size, max_overflow=storage.pool_size
-            )
+            self.writer = _server_engine(self.url, storage, self.is_mysql)
             self.reader = self.writer
             self.commit_engine = None
             self.queue_engine = None
             self.sync_wal = False  # PostgreSQL syncs its own commits
             self.wal_path = None
         self._queue_thread: ThreadPoolExecutor | None = None
+        self._change_log = False
         self._version: sqlite3.Connection | None = None
         self._lock = threading.Lock()  # the data_version connection and the lock files
         self.take_turns = False
@@ -242,8 +248,12 @@ class Database:
         else:
             engine = self.writer
         try:
-            async with engine.begin() as conn:
-                return await conn.run_sync(step, target)
+            async with engine.connect() as conn:
+                try:
+                    async with conn.begin():
+                        return await conn.run_sync(step, target)
+                finally:  # MySQL's lock goes only once all is committed
+                    await conn.run_sync(migrate.unlock)
         except StoreError:
             raise
         except Exception as exc:
@@ -261,6 +271,9 @@ class Database:
         """
         await self._make_folder()
         found = await self.schema_state()
+        if self.is_mysql:  # DDL is not transactional there: wait for a migration under way
+            await mysql.check_charset(self.reader)
+            found = found if found.up_to_date else await self._migrate(migrate.settled, "")
         if found.up_to_date:
             return found
         if found.current is not None and not found.known:
@@ -289,10 +302,11 @@ class Database:
         return await self.schema_state()
 
     async def notify(self, conn: AsyncConnection, kind: str, ids: Collection[str]) -> None:
-        """Tell other processes, at commit, that `ids` changed (PostgreSQL NOTIFY; not SQLite).
+        """Tell other processes, at commit, that `ids` changed (PostgreSQL NOTIFY, MySQL's
+        change_log; not SQLite).
 
-        Call it inside the transaction that makes the change: PostgreSQL delivers the
-        notification when (and only if) that transaction commits.
+        Call it inside the transaction that makes the change: they hear of it when (and
+        only if) that transaction commits.
         """
         if self.is_sqlite or not ids:
             return
@@ -301,6 +315,9 @@ class Database:
     def notify_sync(self, conn: Connection, kind: str, ids: Collection[str]) -> None:
         """`notify` inside a blocking transaction (`queue_write`'s, or through `run_sync`)."""
         if self.is_sqlite or not ids:
+            return
+        if self.is_mysql:
+            self._change_log = record(conn, payloads(self.origin, kind, ids), self._change_log)
             return
         for payload in payloads(self.origin, kind, ids):
             conn.execute(select(func.pg_notify(CHANNEL, payload)))
@@ -326,12 +343,11 @@ class Database:
         """Run `work` in one write transaction of the delivery queue and return its result.
 
         SQLite: on the queue's own connection, in a thread of its own, committed without a
-        sync (see the module's docstring). PostgreSQL: on the writer pool (`work` runs in
-        SQLAlchemy's greenlet, each statement awaited).
+        sync (see the module's docstring). Else on the writer pool (`work` runs in
+        SQLAlchemy's greenlet), again when MySQL picked it as a deadlock's victim.
         """
         if self.queue_engine is None:
-            async with self.writer.begin() as conn:
-                return await conn.run_sync(work)
+            return await mysql.retry_deadlocks(self.writer, work)
         if self._queue_thread is None:
             self._queue_thread = ThreadPoolExecutor(1, "relay-queue")
         return await asyncio.get_running_loop().run_in_executor(
@@ -375,12 +391,15 @@ class Database:
         SQLite: `PRAGMA data_version` on a connection of its own that never writes (it
         counts every other connection's commits). PostgreSQL: the WAL insert position,
         which every commit that wrote anything moves before it is visible (the whole
-        cluster's: a commit to another database only costs a recount).
+        cluster's: a commit to another database only costs a recount); MySQL: InnoDB's
+        redo log position, the same way.
         """
         if self.is_sqlite:
             return await asyncio.to_thread(self._sqlite_data_version)
         try:
             async with self.reader.connect() as conn:
+                if self.is_mysql:  # InnoDB's redo log position, as on PostgreSQL
+                    return (await conn.execute(text(mysql.LSN))).first()
                 result = await conn.execute(select(func.pg_current_wal_insert_lsn()))
                 return str(result.scalar_one())
         except DBAPIError:  # a standby in recovery has no insert position
@@ -403,9 +422,9 @@ class Database:
         """Bytes the database takes: the SQLite file with its WAL, or PostgreSQL's own figure."""
         if self.is_sqlite:
             return await asyncio.to_thread(_file_sizes, str(self.url.database))
+        query = mysql.SIZE if self.is_mysql else "SELECT pg_database_size(current_database())"
         async with self.reader.connect() as conn:
-            result = await conn.execute(text("SELECT pg_database_size(current_database())"))
-            return int(result.scalar_one())
+            return int((await conn.execute(text(query))).scalar_one())
 
     async def close(self) -> None:
         """Close every connection."""

@@ -28,12 +28,13 @@ from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import bindparam, case, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from relay.config.limits import DestinationLimits
 from relay.routing import Destination
 from relay.status import Status
+from relay.store.mysql import is_mysql
 from relay.store.queue_view import destination_is
 from relay.store.schema import destination_state, recipient
 
@@ -183,7 +184,11 @@ class Seen:
 
 
 def _insert(conn: Connection) -> Any:
-    """INSERT ... ON CONFLICT DO NOTHING for the connection's database."""
+    """INSERT ... ON CONFLICT DO NOTHING for the connection's database (on MySQL: ON
+    DUPLICATE KEY UPDATE of the key to itself)."""
+    if is_mysql(conn.dialect.name):  # a no-op update: the row stays as another made it
+        statement = mysql.insert(destination_state)
+        return statement.on_duplicate_key_update(key=statement.inserted.key)
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     return dialect.insert(destination_state).on_conflict_do_nothing(index_elements=["key"])
 

@@ -9,11 +9,12 @@ message some of whose recipients still wait for delivery (queued, deferred, send
 held) is not deleted from under the relay: it leaves its mailbox only (`mailbox` set to
 NULL), its recipients keep their state, and retention prunes it once delivery is done.
 
-The lock: in one process a set of the mailboxes in use. On PostgreSQL, where several
-relay processes may serve POP3 on one database, each session also holds a session-level
-advisory lock (`pg_try_advisory_lock`) on a connection of its own for as long as it
-lasts, opened outside the pool that ingest and delivery share (so that many POP3
-sessions never starve them); the lock goes with the connection when a process dies.
+The lock: in one process a set of the mailboxes in use. On PostgreSQL (and MySQL), where
+several relay processes may serve POP3 on one database, each session also holds a
+session-level advisory lock (`pg_try_advisory_lock`; MySQL: `GET_LOCK`) on a connection
+of its own for as long as it lasts, opened outside the pool that ingest and delivery
+share (so that many POP3 sessions never starve them); the lock goes with the connection
+when a process dies.
 """
 
 from __future__ import annotations
@@ -23,14 +24,17 @@ import logging
 import zlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import ColumnElement, delete, exists, func, select, update
+from sqlalchemy import ColumnElement, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from relay.status import Status
 from relay.store.database import Database
-from relay.store.schema import message, message_raw, recipient
+from relay.store.messages import Messages
+from relay.store.returning import delete_returning, update_returning
+from relay.store.schema import message, recipient
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +81,7 @@ class Mailboxes:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.messages = Messages(db)
         self._in_use: set[str] = set()
         self._lock_engine: AsyncEngine | None = None
 
@@ -102,12 +107,7 @@ class Mailboxes:
 
     async def raw(self, message_id: str) -> bytes | None:
         """The raw bytes of a message exactly as stored, or None when it is gone."""
-        async with self.db.reader.connect() as conn:
-            result = await conn.execute(
-                select(message_raw.c.data).where(message_raw.c.message_id == message_id)
-            )
-            data = result.scalar()
-            return bytes(data) if data is not None else None
+        return await self.messages.raw(message_id)  # on MySQL, from its chunks
 
     async def remove(self, name: str | None, ids: list[str]) -> Removed:
         """In one transaction: delete the messages of `ids` still in mailbox `name`, but
@@ -120,14 +120,11 @@ class Mailboxes:
         )
         mine = [message.c.id.in_(ids), _in_mailbox(name)]
         async with self.db.writer.begin() as conn:
-            result = await conn.execute(
-                update(message).where(*mine, waiting).values(mailbox=None).returning(message.c.id)
-            )
-            unlisted = [str(r) for r in result.scalars()]
-            result = await conn.execute(
-                delete(message).where(*mine, ~waiting).returning(message.c.id)
-            )
-            deleted = [str(r) for r in result.scalars()]
+            where = [*mine, waiting]
+            found = await update_returning(conn, message, where, {"mailbox": None}, message.c.id)
+            unlisted = [str(r) for r in found]
+            found = await delete_returning(conn, message, [*mine, ~waiting], message.c.id)
+            deleted = [str(r) for r in found]
             await self.db.notify(conn, "deleted", deleted)
             await self.db.notify(conn, "status", unlisted)
         return Removed(deleted, unlisted)
@@ -150,7 +147,7 @@ class Mailboxes:
                     yield
                 finally:
                     with contextlib.suppress(Exception):
-                        await conn.execute(select(func.pg_advisory_unlock(lock_key(name))))
+                        await conn.execute(self._unlock(name))
                         await conn.commit()
         finally:
             self._in_use.discard(name)
@@ -161,9 +158,18 @@ class Mailboxes:
             await self._lock_engine.dispose()
             self._lock_engine = None
 
-    @staticmethod
-    async def _advisory(conn: AsyncConnection, name: str) -> None:
-        got = (await conn.execute(select(func.pg_try_advisory_lock(lock_key(name))))).scalar()
+    def _unlock(self, name: str) -> Any:
+        if self.db.is_mysql:
+            return select(func.release_lock(f"relay-pop3:{lock_key(name)}"))
+        return select(func.pg_advisory_unlock(lock_key(name)))
+
+    async def _advisory(self, conn: AsyncConnection, name: str) -> None:
+        """PostgreSQL's advisory lock, or MySQL's named lock (GET_LOCK without waiting)."""
+        if self.db.is_mysql:
+            query = select(func.get_lock(f"relay-pop3:{lock_key(name)}", 0))
+        else:
+            query = select(func.pg_try_advisory_lock(lock_key(name)))
+        got = (await conn.execute(query)).scalar()
         await conn.commit()
         if not got:
             raise InUse(name)

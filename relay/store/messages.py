@@ -14,21 +14,21 @@ from sqlalchemy import (
     ColumnElement,
     Integer,
     case,
-    delete,
     false,
     func,
     literal_column,
     select,
-    update,
 )
 
 from relay.config import DEFAULT_MAILBOX
 from relay.query import Field
 from relay.status import message_status
 from relay.store.accepted import NewMessage, insert_rows, message_rows
+from relay.store.chunks import completed
 from relay.store.counts import Counts, RecipientStats, count_messages, count_recipients
 from relay.store.database import Database
 from relay.store.memo import Memo
+from relay.store.returning import delete_returning, update_returning
 from relay.store.schema import message, message_raw, recipient
 from relay.store.search import Filter, ids_matching, where
 from relay.store.tags import tags_of
@@ -316,24 +316,30 @@ class Messages:
 
     async def raw(self, message_id: str) -> bytes | None:
         """The raw bytes of a message exactly as stored, or None."""
-        async with self.db.reader.connect() as conn:
-            result = await conn.execute(
-                select(message_raw.c.data).where(message_raw.c.message_id == message_id)
-            )
-            return result.scalar()
+        return (await self.raws([message_id], None)).get(message_id)
 
-    async def raws(self, message_ids: Sequence[str], max_size: int) -> dict[str, bytes]:
-        """The raw bytes of the messages of `message_ids` no larger than `max_size`, in one
-        query; messages gone or larger are left out."""
+    async def raws(self, message_ids: Sequence[str], max_size: int | None) -> dict[str, bytes]:
+        """The raw bytes of the messages of `message_ids` no larger than `max_size` (None:
+        any size), in one query (on MySQL, one more for the chunks of those over a chunk:
+        relay.store.chunks); messages gone or larger are left out."""
         if not message_ids:
             return {}
+        query = (
+            select(message_raw.c.message_id, message_raw.c.data, message.c.size)
+            .join(message, message.c.id == message_raw.c.message_id)
+            .where(message_raw.c.message_id.in_(list(message_ids)))
+        )
+        if max_size is not None:
+            query = query.where(message.c.size <= max_size)
         async with self.db.reader.connect() as conn:
-            result = await conn.execute(
-                select(message_raw.c.message_id, message_raw.c.data)
-                .join(message, message.c.id == message_raw.c.message_id)
-                .where(message_raw.c.message_id.in_(list(message_ids)), message.c.size <= max_size)
-            )
-            return {str(row[0]): bytes(row[1]) for row in result}
+            sizes: dict[str, int] = {}
+            firsts: dict[str, bytes] = {}
+            for message_id, data, size in await conn.execute(query):
+                firsts[str(message_id)] = bytes(data)
+                sizes[str(message_id)] = size
+            whole = await conn.run_sync(completed, firsts)
+        # A message deleted between the two reads is gone, never cut short.
+        return {m: data for m, data in whole.items() if len(data) == sizes[m] or data is firsts[m]}
 
     async def mark_read(self, message_id: str, read: bool = True) -> None:
         """Mark a message read (or unread)."""
@@ -344,26 +350,18 @@ class Messages:
         if not ids:
             return []
         async with self.db.writer.begin() as conn:
-            result = await conn.execute(
-                update(message)
-                .where(message.c.id.in_(ids), message.c.read.is_not(read))
-                .values(read=read)
-                .returning(message.c.id)
-            )
-            changed = [str(r) for r in result.scalars()]
+            where = [message.c.id.in_(ids), message.c.read.is_not(read)]
+            found = await update_returning(conn, message, where, {"read": read}, message.c.id)
+            changed = [str(r) for r in found]
             await self.db.notify(conn, "status", changed)
         return changed
 
     async def set_read_matching(self, filter_: Filter, read: bool) -> list[str]:
         """Mark every message `filter_` matches read or unread; return the ids that changed."""
         async with self.db.writer.begin() as conn:
-            result = await conn.execute(
-                update(message)
-                .where(ids_matching(filter_), message.c.read.is_not(read))
-                .values(read=read)
-                .returning(message.c.id)
-            )
-            changed = [str(r) for r in result.scalars()]
+            where = [ids_matching(filter_), message.c.read.is_not(read)]
+            found = await update_returning(conn, message, where, {"read": read}, message.c.id)
+            changed = [str(r) for r in found]
             await self.db.notify(conn, "status", changed)
         return changed
 
@@ -376,19 +374,15 @@ class Messages:
         if not ids:
             return []
         async with self.db.writer.begin() as conn:
-            result = await conn.execute(
-                delete(message).where(message.c.id.in_(ids)).returning(message.c.id)
-            )
-            gone = [str(r) for r in result.scalars()]
+            found = await delete_returning(conn, message, [message.c.id.in_(ids)], message.c.id)
+            gone = [str(r) for r in found]
             await self.db.notify(conn, "deleted", gone)
         return gone
 
     async def delete_matching(self, filter_: Filter) -> list[str]:
         """Delete every message that `filter_` matches; return the ids that went."""
         async with self.db.writer.begin() as conn:
-            result = await conn.execute(
-                delete(message).where(ids_matching(filter_)).returning(message.c.id)
-            )
-            gone = [str(r) for r in result.scalars()]
+            where = [ids_matching(filter_)]
+            gone = [str(r) for r in await delete_returning(conn, message, where, message.c.id)]
             await self.db.notify(conn, "deleted", gone)
         return gone

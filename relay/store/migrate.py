@@ -7,7 +7,9 @@ last module in relay/store/migrations/versions/). Checking costs one small query
 Everything here is synchronous and runs on a connection that relay.store.database hands
 over (`AsyncConnection.run_sync`) inside a transaction it opened: an upgrade commits whole
 or not at all. On PostgreSQL an advisory lock makes processes that start together migrate
-one after the other (the later ones find the work done); on SQLite `BEGIN IMMEDIATE` does.
+one after the other (the later ones find the work done); on SQLite `BEGIN IMMEDIATE` does;
+on MySQL a named lock (GET_LOCK) does, but there each DDL statement commits by itself:
+an upgrade that fails halfway leaves the revisions it completed.
 
 Alembic is imported only to migrate: finding the head revision (the revision lines of the
 files in versions/) and a database's revision (a read of `alembic_version`) need none of
@@ -16,6 +18,7 @@ it, and importing it was a quarter of what `relay stats` and a server start cost
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -27,6 +30,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
@@ -40,6 +44,9 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 LEGACY_REVISIONS = {2: "0001", 3: "0002"}
 """The revision of a database made before Alembic, by the version its `schema_info` says."""
 LOCK_KEY = 0x72656C6179  # "relay": the PostgreSQL advisory lock held while migrating
+LOCK_MYSQL = {"name": "relay-migrate", "wait": 600}
+"""MySQL's named lock held while migrating, and the seconds another process waits for it."""
+MYSQL_DIALECTS = ("mysql", "mariadb")
 FILE_TEMPLATE = "m%%(rev)s_%%(slug)s"
 SEARCH_INDEX_PREFIX = "message_fts"
 """SQLite's free-text search index (revision 0004): the FTS5 table, its shadow tables and
@@ -161,9 +168,24 @@ def state(conn: Connection) -> SchemaState:
 
 
 def _lock(conn: Connection) -> None:
-    """PostgreSQL: wait for any other process's migration to commit (until ours ends)."""
+    """PostgreSQL: wait for any other process's migration to commit (until ours ends).
+    MySQL: the same with a named lock of the session, held until `unlock` (its DDL
+    commits statement by statement, so the lock cannot end with a transaction)."""
     if conn.dialect.name == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
+    elif conn.dialect.name in MYSQL_DIALECTS:
+        got = conn.execute(text("SELECT GET_LOCK(:name, :wait)"), LOCK_MYSQL).scalar()
+        if got != 1:
+            raise StoreError("another process has been migrating the database for too long")
+
+
+def unlock(conn: Connection) -> None:
+    """MySQL: release the lock `_lock` took, after the caller's transaction committed (the
+    last revision's number is written in it); a no-op elsewhere. A lost connection has
+    released it already."""
+    if conn.dialect.name in MYSQL_DIALECTS:
+        with contextlib.suppress(DBAPIError):
+            conn.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": LOCK_MYSQL["name"]})
 
 
 def _check_foreign_keys(conn: Connection) -> None:
@@ -176,8 +198,9 @@ def _check_foreign_keys(conn: Connection) -> None:
 def upgrade(conn: Connection, target: str = "head") -> SchemaState:
     """Bring the database to `target` inside the caller's transaction; return the state found.
 
-    Takes the migration lock first (PostgreSQL), so the state is read after any other
-    process's upgrade committed. A database made before migrations is stamped with its
+    Takes the migration lock first (PostgreSQL; on MySQL the caller releases it with
+    `unlock` after its commit), so the state is read after any other process's upgrade
+    committed. A database made before migrations is stamped with its
     revision first. The caller commits.
     """
     _lock(conn)
@@ -194,6 +217,14 @@ def upgrade(conn: Connection, target: str = "head") -> SchemaState:
     command.upgrade(config, target)
     _check_foreign_keys(conn)
     return before
+
+
+def settled(conn: Connection, _target: str = "") -> SchemaState:
+    """The state once no other process is migrating (MySQL, whose DDL commits statement
+    by statement: tables may be there before their revision is recorded). The caller
+    releases the lock (`unlock`)."""
+    _lock(conn)
+    return state(conn)
 
 
 def downgrade(conn: Connection, target: str) -> SchemaState:

@@ -237,6 +237,7 @@ class Queue:
         def work(conn: Connection) -> tuple[list[Result], Changes]:
             """Record what is left of `results` and the outcomes; return the results
             recorded and what the outcomes changed."""
+            lost.clear()  # run again when it was a deadlock's victim
             present = select(recipient.c.id).where(
                 recipient.c.id.in_([r.recipient_id for r in results])
             )

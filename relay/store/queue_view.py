@@ -339,7 +339,8 @@ class QueueView:
             .limit(limit)
         )
         async with self.db.reader.connect() as conn:
-            rows = await _rows(conn, recipient.c.id.in_(picked.scalar_subquery()))
+            # In a derived table: MySQL takes no LIMIT in an IN subquery itself.
+            rows = await _rows(conn, recipient.c.id.in_(select(picked.subquery().c.id)))
             total = (
                 await conn.execute(select(func.count()).select_from(recipient).where(*clauses))
             ).scalar_one()

@@ -16,10 +16,11 @@ import asyncio
 import time
 from collections.abc import Callable, Collection
 
-from sqlalchemy import ColumnElement, delete, exists, func, or_, select
+from sqlalchemy import ColumnElement, exists, func, or_, select
 
 from relay.status import DONE, Status
 from relay.store.database import Database
+from relay.store.returning import delete_returning
 from relay.store.schema import message, recipient
 from relay.store.search import status_condition
 
@@ -61,18 +62,12 @@ def prunable() -> ColumnElement[bool]:
 
 async def _delete_oldest(db: Database, count: int, *conditions: ColumnElement[bool]) -> list[str]:
     """Delete up to `count` of the oldest prunable messages meeting `conditions`."""
-    oldest = (
-        select(message.c.id)
-        .where(prunable(), *conditions)
-        .order_by(message.c.id)
-        .limit(count)
-        .scalar_subquery()
-    )
+    oldest = select(message.c.id).where(prunable(), *conditions).order_by(message.c.id).limit(count)
     async with db.writer.begin() as conn:
-        result = await conn.execute(
-            delete(message).where(message.c.id.in_(oldest), prunable()).returning(message.c.id)
-        )
-        gone = [str(r) for r in result.scalars()]
+        # The ids first (MySQL takes no LIMIT in an IN subquery), checked again as they go.
+        ids = list((await conn.execute(oldest)).scalars())
+        where = [message.c.id.in_(ids), prunable()]
+        gone = [str(r) for r in await delete_returning(conn, message, where, message.c.id)]
         await db.notify(conn, "deleted", gone)
     return gone
 

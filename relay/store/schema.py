@@ -4,6 +4,9 @@ The raw bytes live in `message_raw` and the search text in `message_text`, apart
 `message` summary row, so that lists never load bodies. Times are Unix epoch seconds (float)
 on both backends.
 
+On MySQL and MariaDB the DDL differs a little (relay/store/mysql.py: DOUBLE, LONGTEXT,
+LONGBLOB, utf8mb4 with a binary collation, VARCHAR keys).
+
 These tables are what the code queries; the database gets them from the Alembic migrations
 in relay/store/migrations/, which must build exactly this (tests/test_migrations.py checks
 it on both backends). Change a table here AND add a migration: docs/operations.md says how.
@@ -18,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Collection
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Float,
@@ -32,6 +36,8 @@ from sqlalchemy import (
     UniqueConstraint,
     false,
 )
+
+from relay.store.mysql import key_text
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -101,7 +107,7 @@ recipient = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("message_id", String(26), ForeignKey("message.id", ondelete="CASCADE"), nullable=False),
     Column("address", Text, nullable=False),
-    Column("address_key", Text, nullable=False),
+    Column("address_key", key_text(), nullable=False),
     Column("domain", Text, nullable=False),
     Column("route", String(255), nullable=False, default="capture"),
     Column("status", String(16), nullable=False),
@@ -170,7 +176,7 @@ destination_state = Table(
     "destination_state",
     metadata,
     # A destination's one text form (relay.routing.Destination); since 0006.
-    Column("key", Text, primary_key=True),
+    Column("key", key_text(), primary_key=True),
     # Its rate limit's token bucket: tokens left as of tokens_at (None: full), and the
     # time of the last token promised to a message that waits for it.
     Column("tokens", Float, nullable=True),
@@ -186,6 +192,34 @@ destination_state = Table(
     Column("updated_at", Float, nullable=False),
 )
 
+message_raw_chunk = Table(
+    "message_raw_chunk",
+    metadata,
+    # MySQL and MariaDB only (relay/store/chunks.py): the raw bytes of a message beyond the
+    # first chunk that message_raw holds, one row per chunk, in order of `seq`; since 0010.
+    Column(
+        "message_id", String(26), ForeignKey("message.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("data", LargeBinary, nullable=False),
+)
+
+change_log = Table(
+    "change_log",
+    metadata,
+    # MySQL and MariaDB only (relay/store/changes.py): what each transaction changed, for
+    # the other processes, which have no LISTEN/NOTIFY there; rows are kept a minute.
+    Column(
+        "id",
+        BigInteger().with_variant(Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    Column("at", Float, nullable=False),
+    Column("payload", Text, nullable=False),
+)
+Index("ix_change_log_at", change_log.c.at)
+
 
 webhook_event = Table(
     "webhook_event",
@@ -195,7 +229,7 @@ webhook_event = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("event_id", String(40), nullable=False, unique=True),
     # The receiver's URL ([[webhook]] url): what picks the webhook out of the config.
-    Column("webhook", Text, nullable=False),
+    Column("webhook", key_text(), nullable=False),
     Column("event", String(16), nullable=False),
     Column("message_id", String(26), nullable=False),
     Column("created_at", Float, nullable=False),
@@ -231,7 +265,7 @@ suppression = Table(
     "suppression",
     metadata,
     # An address relay no longer sends to (relay/store/suppressions.py); since 0009.
-    Column("address_key", Text, primary_key=True),
+    Column("address_key", key_text(), primary_key=True),
     Column("address", Text, nullable=False),
     Column("created_at", Float, nullable=False),
     # None: until an operator removes it.

@@ -15,7 +15,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy import delete, insert, or_, select
 from sqlalchemy.engine import Connection
 
 from relay import address
@@ -24,6 +24,7 @@ from relay.status import Status
 from relay.store.database import Database
 from relay.store.events import Events
 from relay.store.outbox import Change, Outbox, iso
+from relay.store.returning import update_returning_sync
 from relay.store.schema import recipient, suppression
 
 NO_MAILBOX = ("5.1.1", "5.1.10")
@@ -142,25 +143,24 @@ class Suppressions:
             done: list[int] = []
             message_ids: set[str] = set()
             for recipient_id, why in held:
-                result = conn.execute(
-                    update(recipient)
-                    .where(
-                        recipient.c.id == recipient_id,
-                        recipient.c.lease_owner == owner,
-                        recipient.c.status == Status.SENDING.value,
-                    )
-                    .values(
-                        status=Status.HELD.value,
-                        lease_owner=None,
-                        lease_until=None,
-                        last_code=None,
-                        last_enhanced=None,
-                        last_text=why,
-                        updated_at=now,
-                    )
-                    .returning(recipient.c.message_id)
+                where = [
+                    recipient.c.id == recipient_id,
+                    recipient.c.lease_owner == owner,
+                    recipient.c.status == Status.SENDING.value,
+                ]
+                values = {
+                    "status": Status.HELD.value,
+                    "lease_owner": None,
+                    "lease_until": None,
+                    "last_code": None,
+                    "last_enhanced": None,
+                    "last_text": why,
+                    "updated_at": now,
+                }
+                rows = update_returning_sync(
+                    conn, recipient, where, values, [recipient.c.message_id]
                 )
-                found = list(result.scalars())
+                found = [row[0] for row in rows]
                 if found:
                     message_ids.update(found)
                     done.append(recipient_id)

@@ -17,6 +17,7 @@ from relay import tagging
 from relay.store.accepted import tag_rows
 from relay.store.database import Database
 from relay.store.memo import Memo
+from relay.store.returning import delete_returning
 from relay.store.schema import message, message_tag
 
 
@@ -84,8 +85,8 @@ class Tags:
             if not having:
                 return None
             if new_key != old_key:
-                having += await self._having(conn, new_key)  # spelled anew too
-                both = select(message_tag.c.message_id).where(message_tag.c.tag_key == new_key)
+                both = await self._having(conn, new_key)  # spelled anew too
+                having += both
                 await conn.execute(
                     delete(message_tag).where(
                         message_tag.c.tag_key == old_key, message_tag.c.message_id.in_(both)
@@ -103,12 +104,9 @@ class Tags:
         """Take the tag `name` off every message; return the messages changed, None when
         no message has it."""
         async with self.db.writer.begin() as conn:
-            result = await conn.execute(
-                delete(message_tag)
-                .where(message_tag.c.tag_key == tagging.key(name))
-                .returning(message_tag.c.message_id)
-            )
-            gone = [str(i) for i in result.scalars()]
+            where = [message_tag.c.tag_key == tagging.key(name)]
+            found = await delete_returning(conn, message_tag, where, message_tag.c.message_id)
+            gone = [str(i) for i in found]
             await self.db.notify(conn, "status", gone)
         return gone or None
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import and_, bindparam, func, or_, select, update
@@ -21,6 +22,7 @@ from sqlalchemy.engine import Connection
 from relay.store.database import Database
 from relay.store.events import Event, Events
 from relay.store.outbox import EXPIRED, PENDING, SENT
+from relay.store.returning import update_returning, update_returning_sync
 from relay.store.schema import webhook_attempt, webhook_event
 
 WINDOW = 500
@@ -155,16 +157,18 @@ class Webhooks:
             chosen = sorted(chosen)[:limit]
             if not chosen:
                 return []
-            leased = conn.execute(
-                update(webhook_event)
-                .where(
-                    webhook_event.c.id.in_(chosen),
-                    webhook_event.c.state == PENDING,
-                    or_(webhook_event.c.lease_until.is_(None), webhook_event.c.lease_until <= now),
-                )
-                .values(lease_until=now + lease)
-                .returning(*webhook_event.c)
+            where = [
+                webhook_event.c.id.in_(chosen),
+                webhook_event.c.state == PENDING,
+                or_(webhook_event.c.lease_until.is_(None), webhook_event.c.lease_until <= now),
+            ]
+            columns = list(webhook_event.c)
+            rows = update_returning_sync(
+                conn, webhook_event, where, {"lease_until": now + lease}, columns
             )
+            leased = [
+                SimpleNamespace(**dict(zip(webhook_event.c.keys(), r, strict=True))) for r in rows
+            ]
             return sorted((_outgoing(r) for r in leased), key=lambda o: o.id)
 
         async with self.db.writer.begin() as conn:
@@ -272,19 +276,16 @@ class Webhooks:
         """Send an event again ("send again"): pending from `now`, for another `max_age`
         seconds, whatever its state. False when there is no such event."""
         async with self.db.writer.begin() as conn:
-            done = await conn.execute(
-                update(webhook_event)
-                .where(webhook_event.c.event_id == event_id)
-                .values(
-                    state=PENDING,
-                    next_attempt_at=now,
-                    expires_at=now + max_age,
-                    lease_until=None,
-                    done_at=None,
-                )
-                .returning(webhook_event.c.message_id)
-            )
-            found = list(done.scalars())
+            values = {
+                "state": PENDING,
+                "next_attempt_at": now,
+                "expires_at": now + max_age,
+                "lease_until": None,
+                "done_at": None,
+            }
+            where = [webhook_event.c.event_id == event_id]
+            key = webhook_event.c.message_id
+            found = await update_returning(conn, webhook_event, where, values, key)
         for message_id in found:  # wakes this process's sender
             self.events.publish(Event("status", message_id, due=False))
         return bool(found)

@@ -71,7 +71,12 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer, autoincrement=True, nullable=False),
         sa.Column("message_id", sa.String(26), nullable=False),
         sa.Column("address", sa.Text, nullable=False),
-        sa.Column("address_key", sa.Text, nullable=False),
+        # A key: MySQL indexes no TEXT column whole (relay/store/mysql.py, KEY_LENGTH).
+        sa.Column(
+            "address_key",
+            sa.Text().with_variant(sa.String(700), "mysql", "mariadb"),
+            nullable=False,
+        ),
         sa.Column("domain", sa.Text, nullable=False),
         sa.Column("route", sa.String(255), nullable=False),
         sa.Column("status", sa.String(16), nullable=False),

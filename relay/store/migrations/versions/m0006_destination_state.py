@@ -19,7 +19,10 @@ def upgrade() -> None:
     """Create the table (empty: every destination starts unthrottled and closed)."""
     op.create_table(
         "destination_state",
-        sa.Column("key", sa.Text, nullable=False),
+        # A key: MySQL indexes no TEXT column whole (relay/store/mysql.py, KEY_LENGTH).
+        sa.Column(
+            "key", sa.Text().with_variant(sa.String(700), "mysql", "mariadb"), nullable=False
+        ),
         sa.Column("tokens", sa.Float, nullable=True),
         sa.Column("tokens_at", sa.Float, nullable=True),
         sa.Column("booked_until", sa.Float, nullable=True),
