@@ -123,7 +123,8 @@ class Relay:
         webhooks' sender (any process may write their events; this one sends them)."""
         if "delivery" not in self.roles:
             return None, None, None
-        retention = Retention(config.storage, self.store, self.metrics)
+        expiring = config.suppression.ttl_seconds > 0
+        retention = Retention(config.storage, self.store, self.metrics, expiring=expiring)
         worker = Worker(config, self.store, metrics=self.metrics, chaos=self.chaos)
         self.metrics.watch_connections(worker.sender.open_connections)
         events = EventSender(config.webhook, self.store) if config.webhook else None

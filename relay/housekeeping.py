@@ -1,6 +1,6 @@
 """Housekeeping: the periodic retention task. Every `[storage] prune_interval` seconds it
 deletes done-with mail beyond `max_messages` or older than `max_age` (relay.store.retention
-says what may go, and runs the SQL)."""
+says what may go, and runs the SQL), and suppression entries past their `[suppression] ttl`."""
 
 from __future__ import annotations
 
@@ -19,8 +19,12 @@ log = logging.getLogger(__name__)
 class Retention:
     """A background task that prunes old mail while the relay runs."""
 
-    def __init__(self, storage: StorageConfig, store: Store, metrics: Metrics) -> None:
+    def __init__(
+        self, storage: StorageConfig, store: Store, metrics: Metrics, *, expiring: bool = False
+    ) -> None:
         self.storage = storage
+        self.expiring = expiring
+        """Whether suppression entries expire (a `[suppression] ttl`): they are deleted too."""
         self.store = store
         self.metrics = metrics
         self._task: asyncio.Task[None] | None = None
@@ -28,6 +32,12 @@ class Retention:
 
     async def run_once(self) -> int:
         """Prune now; return how many messages went."""
+        if self.expiring:
+            expired = await self.store.suppressions.prune(time.time())
+            if expired:
+                log.info("suppression: %d expired entries deleted", expired)
+        if not self.storage.retention:
+            return 0
         gone = await self.store.prune(
             self.storage.max_messages,
             self.storage.max_age_seconds,
@@ -51,8 +61,8 @@ class Retention:
                 await asyncio.wait_for(self._stop.wait(), self.storage.prune_interval)
 
     def start(self) -> None:
-        """Start pruning in the background, if retention is configured."""
-        if self.storage.retention and self._task is None:
+        """Start pruning in the background, if retention or a suppression ttl is configured."""
+        if (self.storage.retention or self.expiring) and self._task is None:
             self._stop.clear()
             self._task = asyncio.create_task(self._loop(), name="retention")
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from relay.config import Config, SuppressionConfig, WebhookConfig
+from relay.config import Config, StorageConfig, SuppressionConfig, WebhookConfig
 from relay.events.worker import EventSender
 from relay.status import Status
 from relay.store import Result, Store
@@ -29,6 +29,7 @@ from tests.queueing import (
     wait_for_status,
 )
 from tests.receiver import Receiver
+from tests.support import RunningRelay, make_config
 from tests.upstream import Upstream
 
 A, B = "alice@example.com", "bob@example.com"
@@ -207,3 +208,30 @@ def test_the_cli_lists_adds_and_removes_addresses(tmp_path: Path) -> None:
         relay_cli("suppression", "list", cwd=tmp_path).stdout.strip() == "no suppressed addresses"
     )
     assert relay_cli("suppression", "add", "nobody", cwd=tmp_path).returncode == 2
+
+
+def test_a_running_relay_deletes_expired_entries(sqlite_url: str) -> None:
+    """With a ttl and no retention configured, the relay's housekeeping still deletes the
+    entries that expired, and keeps those that have not."""
+    config = make_config(
+        sqlite_url,
+        storage=StorageConfig(url=sqlite_url, prune_interval=0.05),
+        suppression=SuppressionConfig(ttl="60"),
+    )
+    running = RunningRelay(config).start()
+    try:
+        store = running.relay.store
+        listed = time.time()
+        running.call(store.suppressions.add(A, "550 5.1.1 gone", listed - 120))
+        running.call(store.suppressions.add(B, "550 5.1.1 gone", listed))
+
+        async def kept() -> set[str]:
+            """Every entry still in the table, expired or not (as seen before any expired)."""
+            return {e.address for e in await store.suppressions.entries(listed - 121)}
+
+        deadline = time.monotonic() + 10
+        while A in running.call(kept()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert running.call(kept()) == {B}
+    finally:
+        running.stop()
