@@ -169,6 +169,35 @@ async def test_the_feed_outlives_the_loss_of_its_connections(mysql_url: str) -> 
         await other.close()
 
 
+LOCK = "CONCAT(%s, SHA1(%s))"
+"""A database's migration lock name, as relay.store.migrate makes it, from the test's side."""
+
+
+def lock_of(url: str) -> tuple[str, str]:
+    """The parameters of LOCK for the database of `url`."""
+    return str(migrate.LOCK_MYSQL["prefix"]), url.rsplit("/", 1)[1]
+
+
+def test_a_migration_in_one_database_never_waits_for_another(mysql_url: str) -> None:
+    """Named locks belong to the server, not to a database: another database's migration
+    holding its lock does not hold up this one's (test suites and tenants share servers)."""
+
+    async def migrate_while_held(other: str) -> None:
+        held = Database(StorageConfig(url=other))
+        try:
+            async with held.writer.connect() as conn:
+                await conn.run_sync(migrate._lock)  # as a migration of `other` holds it
+                store = Store(StorageConfig(url=mysql_url))
+                await asyncio.wait_for(store.open(), 30)  # migrates to head
+                await store.close()
+                await conn.run_sync(migrate.unlock)
+        finally:
+            await held.close()
+
+    with mysql.fresh_database() as other:
+        asyncio.run(migrate_while_held(other))
+
+
 async def test_the_migration_lock_is_held_until_the_last_revision_is_committed(
     mysql_url: str,
 ) -> None:
@@ -180,9 +209,9 @@ async def test_the_migration_lock_is_held_until_the_last_revision_is_committed(
         async with db.writer.connect() as conn:
             async with conn.begin():
                 await conn.run_sync(migrate.upgrade, "head")
-                held = await mysql.query("SELECT IS_USED_LOCK(%s)", migrate.LOCK_MYSQL["name"])
+                held = await mysql.query(f"SELECT IS_USED_LOCK({LOCK})", *lock_of(mysql_url))
             await conn.run_sync(migrate.unlock)
-        free = await mysql.query("SELECT IS_FREE_LOCK(%s)", migrate.LOCK_MYSQL["name"])
+        free = await mysql.query(f"SELECT IS_FREE_LOCK({LOCK})", *lock_of(mysql_url))
     finally:
         await db.close()
     assert held[0][0] is not None

@@ -44,8 +44,12 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 LEGACY_REVISIONS = {2: "0001", 3: "0002"}
 """The revision of a database made before Alembic, by the version its `schema_info` says."""
 LOCK_KEY = 0x72656C6179  # "relay": the PostgreSQL advisory lock held while migrating
-LOCK_MYSQL = {"name": "relay-migrate", "wait": 600}
-"""MySQL's named lock held while migrating, and the seconds another process waits for it."""
+LOCK_MYSQL = {"prefix": "relay-migrate:", "wait": 600}
+"""MySQL's named lock held while migrating (the prefix of its name, which ends with the
+SHA-1 of the database's name: named locks are the server's, and each database migrates on
+its own), and the seconds another process waits for it."""
+MYSQL_LOCK_NAME = "CONCAT(:prefix, SHA1(DATABASE()))"
+"""The SQL of this database's migration lock name (54 characters: under MySQL's 64)."""
 MYSQL_DIALECTS = ("mysql", "mariadb")
 FILE_TEMPLATE = "m%%(rev)s_%%(slug)s"
 SEARCH_INDEX_PREFIX = "message_fts"
@@ -174,7 +178,7 @@ def _lock(conn: Connection) -> None:
     if conn.dialect.name == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
     elif conn.dialect.name in MYSQL_DIALECTS:
-        got = conn.execute(text("SELECT GET_LOCK(:name, :wait)"), LOCK_MYSQL).scalar()
+        got = conn.execute(text(f"SELECT GET_LOCK({MYSQL_LOCK_NAME}, :wait)"), LOCK_MYSQL).scalar()
         if got != 1:
             raise StoreError("another process has been migrating the database for too long")
 
@@ -185,7 +189,7 @@ def unlock(conn: Connection) -> None:
     released it already."""
     if conn.dialect.name in MYSQL_DIALECTS:
         with contextlib.suppress(DBAPIError):
-            conn.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": LOCK_MYSQL["name"]})
+            conn.execute(text(f"SELECT RELEASE_LOCK({MYSQL_LOCK_NAME})"), LOCK_MYSQL)
 
 
 def _check_foreign_keys(conn: Connection) -> None:
