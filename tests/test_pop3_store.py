@@ -4,6 +4,7 @@ a second session out, across processes on PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 
 import pytest
@@ -12,6 +13,7 @@ from relay.config import StorageConfig
 from relay.status import Status
 from relay.store import InUse, Store
 from relay.store.mailboxes import lock_key
+from tests import mysql, pg
 from tests.queueing import new_message
 
 
@@ -86,6 +88,27 @@ async def test_advisory_lock_holds_across_processes(shared_url: str) -> None:
     finally:
         await first.close()
         await second.close()
+
+
+@pytest.mark.parametrize("kind", ["postgres", "mysql"])
+def test_the_same_mailbox_in_two_databases_of_one_server_locks_apart(kind: str) -> None:
+    """Locks belong to the database server (MySQL's named locks are server-wide): a session
+    on mailbox "alice" of one relay's database never keeps out one on another's."""
+    fresh = pg.fresh_database if kind == "postgres" else mysql.fresh_database
+
+    async def both(one_url: str, other_url: str) -> None:
+        one, other = Store(StorageConfig(url=one_url)), Store(StorageConfig(url=other_url))
+        await one.open()
+        await other.open()
+        try:
+            async with one.mailboxes.lock("alice"), other.mailboxes.lock("alice"):
+                pass
+        finally:
+            await one.close()
+            await other.close()
+
+    with fresh() as one_url, fresh() as other_url:
+        asyncio.run(both(one_url, other_url))
 
 
 def test_lock_keys_fit_a_bigint_and_differ() -> None:

@@ -160,16 +160,24 @@ class Mailboxes:
 
     def _unlock(self, name: str) -> Any:
         if self.db.is_mysql:
-            return select(func.release_lock(f"relay-pop3:{lock_key(name)}"))
+            return select(func.release_lock(mysql_lock_name(name)))
         return select(func.pg_advisory_unlock(lock_key(name)))
 
     async def _advisory(self, conn: AsyncConnection, name: str) -> None:
         """PostgreSQL's advisory lock, or MySQL's named lock (GET_LOCK without waiting)."""
         if self.db.is_mysql:
-            query = select(func.get_lock(f"relay-pop3:{lock_key(name)}", 0))
+            query = select(func.get_lock(mysql_lock_name(name), 0))
         else:
             query = select(func.pg_try_advisory_lock(lock_key(name)))
         got = (await conn.execute(query)).scalar()
         await conn.commit()
         if not got:
             raise InUse(name)
+
+
+def mysql_lock_name(name: str) -> Any:
+    """MySQL's lock name for mailbox `name` of this database (named locks are the server's:
+    the database's own part keeps two relays on one server apart); under 64 characters."""
+    return func.concat(
+        "relay-pop3:", func.left(func.sha1(func.database()), 16), f":{lock_key(name)}"
+    )
