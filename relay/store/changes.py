@@ -18,7 +18,6 @@ missed, and the worker looks at the queue (its slow fallback poll covers the res
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Iterable
@@ -29,7 +28,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from relay.store.events import Event, Events
-from relay.store.notices import WAKE, parse
+from relay.store.notices import WAKE, Feed, parse
 from relay.store.schema import change_log
 
 log = logging.getLogger(__name__)
@@ -55,35 +54,19 @@ def record(conn: Connection, payloads: Iterable[str], known: bool = True) -> boo
     return True
 
 
-class ChangeFeed:
+class ChangeFeed(Feed):
     """Polls change_log and publishes other processes' changes to `events` (see module)."""
 
+    task_name = "store-changes"
+
     def __init__(self, engine: AsyncEngine, origin: str, events: Events, interval: float) -> None:
+        super().__init__(origin, events)
         self.engine = engine
-        self.origin = origin
-        self.events = events
         self.interval = interval
-        self.connected = asyncio.Event()
-        self.heard = 0
         self.polls = 0
         self._last = 0
         self._missing: dict[int, float] = {}  # id skipped over → when to stop looking
         self._pruned = 0.0
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self, within: float = 10.0) -> None:
-        """Start polling from the newest change now; return once the first read is done
-        (or after `within` s, still trying in the background)."""
-        self._task = asyncio.create_task(self._run(), name="store-changes")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.connected.wait(), within)
-
-    async def stop(self) -> None:
-        """Stop polling."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
 
     async def _run(self) -> None:
         delay = self.interval

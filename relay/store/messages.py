@@ -273,29 +273,25 @@ class Messages:
         USERS_SHOWN; looked up again only after the database changed)."""
         return await self._users.get()
 
-    async def _users_now(self, limit: int = USERS_SHOWN) -> list[str]:
-        async with self.db.reader.connect() as conn:
-            result = await conn.execute(
-                select(message.c.auth_user)
-                .where(message.c.auth_user.is_not(None))
-                .group_by(message.c.auth_user)
-                .order_by(message.c.auth_user)
-                .limit(limit)
-            )
-            return [str(r) for r in result.scalars()]
+    async def _users_now(self) -> list[str]:
+        return await self._names_in(message.c.auth_user)
 
     async def mailboxes(self) -> list[str]:
         """The mailboxes that hold mail, in name order (the first USERS_SHOWN; looked up
         again only after the database changed)."""
         return await self._mailboxes.get()
 
-    async def _mailboxes_now(self, limit: int = USERS_SHOWN) -> list[str]:
+    async def _mailboxes_now(self) -> list[str]:
+        return await self._names_in(message.c.mailbox)
+
+    async def _names_in(self, column: Any, limit: int = USERS_SHOWN) -> list[str]:
+        """The distinct non-null values of a message column, in order (the first `limit`)."""
         async with self.db.reader.connect() as conn:
             result = await conn.execute(
-                select(message.c.mailbox)
-                .where(message.c.mailbox.is_not(None))
-                .group_by(message.c.mailbox)
-                .order_by(message.c.mailbox)
+                select(column)
+                .where(column.is_not(None))
+                .group_by(column)
+                .order_by(column)
                 .limit(limit)
             )
             return [str(r) for r in result.scalars()]

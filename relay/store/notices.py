@@ -68,32 +68,47 @@ def parse(payload: str) -> tuple[str, str, list[str]] | None:
     return origin, kind, [i for i in ids.split(",") if i]
 
 
-class Notices:
-    """One LISTEN connection, kept open, feeding other processes' changes to `events`."""
+class Feed:
+    """A background task feeding other processes' changes to `events`: `start` returns once
+    it is connected (or after a while, still trying), `stop` cancels it."""
 
-    def __init__(self, params: Mapping[str, Any], origin: str, events: Events) -> None:
-        self.params = dict(params)
+    task_name = "store-feed"
+
+    def __init__(self, origin: str, events: Events) -> None:
         self.origin = origin
         self.events = events
         self.connected = asyncio.Event()
-        self.server_pid: int | None = None
-        """The backend process of the LISTEN connection (tests terminate it)."""
         self.heard = 0
         self._task: asyncio.Task[None] | None = None
 
     async def start(self, within: float = 10.0) -> None:
-        """Start listening; return once the first LISTEN is in place (or after `within` s,
-        still trying in the background)."""
-        self._task = asyncio.create_task(self._run(), name="store-notices")
+        """Start the task; return once it is connected (or after `within` s, still trying
+        in the background)."""
+        self._task = asyncio.create_task(self._run(), name=self.task_name)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.connected.wait(), within)
 
     async def stop(self) -> None:
-        """Stop listening and close the connection."""
+        """Stop the task (and with it its connection)."""
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
+
+    async def _run(self) -> None:
+        raise NotImplementedError
+
+
+class Notices(Feed):
+    """One LISTEN connection, kept open, feeding other processes' changes to `events`."""
+
+    task_name = "store-notices"
+
+    def __init__(self, params: Mapping[str, Any], origin: str, events: Events) -> None:
+        super().__init__(origin, events)
+        self.params = dict(params)
+        self.server_pid: int | None = None
+        """The backend process of the LISTEN connection (tests terminate it)."""
 
     def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
         parsed = parse(payload)

@@ -368,6 +368,7 @@ class Queue:
         """What recorded results raise in the same transaction: their webhooks' events,
         and the addresses that go on the suppression list."""
         changes: list[Change] = []
+        settings = self.suppressions.settings
         for r in results:
             attempt_ = {
                 "host": r.host, "code": r.code, "enhanced": r.enhanced, "text": r.text,
@@ -376,7 +377,6 @@ class Queue:
             changes.append(Change(r.status.value, r.recipient_id, attempt_))
             if r.bounced:
                 changes.append(Change("bounced", r.recipient_id, attempt_))
-            settings = self.suppressions.settings
             listed = r.status is Status.FAILED and r.address and not r.injected
             if listed and suppresses(r.code, r.enhanced, settings):
                 reason = " ".join(str(p) for p in (r.code, r.enhanced, r.text) if p)
