@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from relay.delivery import retry
 from relay.status import Status
 from relay.store import Store
+from relay.store.queue import Batch
 from tests import upstream as up
 from tests.queueing import (
     FakeClock,
@@ -183,6 +185,37 @@ async def test_retry_schedule_then_max_age_with_a_controlled_clock(
         rows = await wait_for_status(store, new.id, {A: Status.FAILED})
     assert rows[A].attempts == len(expected) + 2
     assert (rows[A].last_code, rows[A].last_text) == (451, "Local error, try again later")
+
+
+async def test_a_retry_falling_due_between_claim_and_sleep_is_not_slept_past(
+    db_url: str, upstream: Upstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A timer may fire a hair before the retry it waits for: the claim then finds nothing
+    due, and by the time the worker asks when to wake the retry is past. The worker claims
+    it at once rather than sleeping until the next poll (here an hour)."""
+    clock = FakeClock()
+    upstream.script(A, up.RCPT_451)
+    config = relay_config(db_url, {"smarthost": upstream_at(upstream.port)})
+    async with running_worker(config, clock) as (store, worker):
+        new = new_message([A], received_at=clock.now())
+        await store.add_message(new)
+        rows = await wait_for_status(store, new.id, {A: Status.DEFERRED})
+        due = rows[A].next_attempt_at
+        assert due is not None
+        claim = store.queue.claim_batch
+        moved: list[float] = []
+
+        async def claim_then_tick(*args: Any, **kwargs: Any) -> Batch:
+            batch = await claim(*args, **kwargs)
+            if not batch.claims and not moved:  # the due moment passes right after
+                moved.append(clock.advance(0.002))
+            return batch
+
+        monkeypatch.setattr(store.queue, "claim_batch", claim_then_tick)
+        clock.value = due - 0.001  # the timer fires early
+        worker.poke()
+        rows = await wait_for_status(store, new.id, {A: Status.DELIVERED}, within=5)
+    assert moved and rows[A].attempts == 2
 
 
 async def test_421_closes_the_connection_and_defers_the_transaction(

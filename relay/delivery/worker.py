@@ -152,9 +152,11 @@ class Worker:
             self._wake.clear()
             delay = self.policy.poll_interval
             try:
-                await self._claim_all()
+                claimed_at = await self._claim_all()
                 if not self._wake.is_set():  # woken meanwhile: claim again, no need to ask
-                    due = await self.store.queue.next_due(self.clock.now(), self.owner)
+                    # As of the last claim, not now: a recipient that fell due in between
+                    # (a timer may fire a little early) is one to claim at once, not lost.
+                    due = await self.store.queue.next_due(claimed_at, self.owner)
                     if due is not None:
                         delay = max(0.0, min(delay, due - self.clock.now()))
                 failures = 0
@@ -179,11 +181,13 @@ class Worker:
             if groups >= 2 * self.sender.settings(dest).max_connections
         }
 
-    async def _claim_all(self) -> None:
+    async def _claim_all(self) -> float:
+        """Claim and launch what is due, batch after batch; the time of the last claim."""
+        now = self.clock.now()
         while not self._stopping:
             room = self.policy.max_in_flight - len(self._in_flight)
             if room <= 0:
-                return
+                return now
             limit = min(self.policy.batch_size, room)
             now = self.clock.now()
             batch = await self.store.queue.claim_batch(
@@ -198,7 +202,8 @@ class Worker:
             for g in group(claims):
                 self._launch(g)
             if batch.picked < limit:  # those made to wait for their destination count
-                return
+                return now
+        return now
 
     def _rate(self, destination: Destination) -> int:
         """A destination's messages per minute (0: no limit), for the claim."""
