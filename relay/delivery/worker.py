@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import os
 import random
@@ -34,8 +33,7 @@ from relay.config import Config
 from relay.delivery import drills, dsn, retry, suppressed
 from relay.delivery.lanes import Lanes
 from relay.delivery.mx import MxResolver
-from relay.delivery.recorder import Recorder
-from relay.delivery.retry import Reply
+from relay.delivery.recorder import Recorder, bounced, result_of
 from relay.delivery.sender import Sender, Sent
 from relay.delivery.signing import Signer
 from relay.delivery.suppressed import Screen
@@ -154,8 +152,7 @@ class Worker:
             try:
                 claimed_at = await self._claim_all()
                 if not self._wake.is_set():  # woken meanwhile: claim again, no need to ask
-                    # As of the last claim, not now: a recipient that fell due in between
-                    # (a timer may fire a little early) is one to claim at once, not lost.
+                    # As of the claim: what fell due since (an early timer) is claimed now.
                     due = await self.store.queue.next_due(claimed_at, self.owner)
                     if due is not None:
                         delay = max(0.0, min(delay, due - self.clock.now()))
@@ -187,7 +184,7 @@ class Worker:
         while not self._stopping:
             room = self.policy.max_in_flight - len(self._in_flight)
             if room <= 0:
-                return now
+                break
             limit = min(self.policy.batch_size, room)
             now = self.clock.now()
             batch = await self.store.queue.claim_batch(
@@ -202,7 +199,7 @@ class Worker:
             for g in group(claims):
                 self._launch(g)
             if batch.picked < limit:  # those made to wait for their destination count
-                return now
+                break
         return now
 
     def _rate(self, destination: Destination) -> int:
@@ -330,7 +327,7 @@ class Worker:
             verdict = retry.decide(
                 reply, claim.attempts + 1, claim.received_at, now, self.policy, spread
             )
-            results.append(_result(claim, verdict, reply, sent.host, started, duration, injected))
+            results.append(result_of(claim, verdict, reply, sent.host, started, duration, injected))
             if verdict.gave_up:
                 log.warning("%s to=<%s>: giving up, too old", claim.message_id, claim.address)
             if verdict.status is Status.FAILED:
@@ -339,7 +336,7 @@ class Worker:
             # Before the result: a crash in between may bounce twice, never not at all.
             try:
                 if await self._bounce(first, raw, failures, now):
-                    results = [_bounced(r) for r in results]
+                    results = [bounced(r) for r in results]
             except Exception:
                 log.exception("%s: could not store the bounce", first.message_id)
         await self.recorder.record(results, now, self._outcome(first.destination, sent))
@@ -423,33 +420,3 @@ class Worker:
             log.info("delivery: %d unfinished deliveries queued again", len(left))
             self._in_flight.clear()
         await self.sender.close()
-
-
-def _result(
-    claim: Claim,
-    verdict: retry.Verdict,
-    reply: Reply,
-    host: str,
-    started: float,
-    duration: float,
-    injected: bool,
-) -> Result:
-    return Result(
-        recipient_id=claim.id,
-        message_id=claim.message_id,
-        status=verdict.status,
-        next_attempt_at=verdict.next_attempt_at,
-        code=reply.code,
-        enhanced=reply.enhanced,
-        text=reply.text,
-        host=host,
-        started_at=started,
-        duration=duration,
-        injected=injected,
-        address=claim.address,
-    )
-
-
-def _bounced(result: Result) -> Result:
-    """A failed result whose sender was sent a bounce (its `bounced` event)."""
-    return dataclasses.replace(result, bounced=result.status is Status.FAILED)
