@@ -44,7 +44,7 @@ async def test_removal_deletes_captured_unlists_queued_and_announces_both(store:
     async with store.events.subscribe() as events:
         removed = await store.remove_from_mailbox("default", [captured.id, queued.id])
         seen = {(e.kind, e.message_id) for e in [events.get_nowait() for _ in range(2)]}
-    assert (removed.deleted, removed.unlisted) == ([captured.id], [queued.id])
+    assert (list(removed.deleted), removed.unlisted) == ([captured.id], [queued.id])
     assert seen == {("deleted", captured.id), ("status", queued.id)}
     assert await store.messages.get(captured.id) is None
     row = await store.messages.get(queued.id)
@@ -57,7 +57,7 @@ async def test_removal_never_reaches_another_mailbox(store: Store) -> None:
     other = dataclasses.replace(new_message(["b@x.test"], status=Status.CAPTURED), mailbox="bob")
     await store.add_message(other)
     removed = await store.remove_from_mailbox("alice", [other.id])
-    assert (removed.deleted, removed.unlisted) == ([], [])
+    assert (list(removed.deleted), removed.unlisted) == ([], [])
     assert await store.messages.get(other.id) is not None
 
 
