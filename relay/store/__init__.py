@@ -24,7 +24,7 @@ from relay.store.mailboxes import Entry, InUse, Mailboxes, Removed
 from relay.store.messages import Gone, MessageRow, Messages, Page, RecipientRow
 from relay.store.migrate import SchemaState
 from relay.store.notices import Notices
-from relay.store.outbox import Outbox
+from relay.store.outbox import Outbox, tally
 from relay.store.queue import Claim, Queue, Result
 from relay.store.queue_view import (
     Group,
@@ -113,6 +113,10 @@ class Store:
         self.messages = Messages(self.db)
         self.timeline = Timeline(self.db)
         self.outbox = Outbox()
+        # The engines whose transactions write events: the writer's, on SQLite the group
+        # commit's and the queue's too.
+        engines = (self.db.writer.sync_engine, self.db.commit_engine, self.db.queue_engine)
+        self.outbox.watch(e for e in engines if e is not None)
         self.suppressions = Suppressions(self.db, self.events, self.outbox)
         self.webhooks = Webhooks(self.db, self.events)
         self.queue = Queue(self.db, self.events, self.suppressions)
@@ -165,6 +169,8 @@ class Store:
         if events:
             rows = dataclasses.replace(rows, events=events)
         await self.committer.add(rows)
+        if events:
+            self.outbox.raised(tally(events))
         due = any(r.status is Status.QUEUED for r in new.recipients)
         if due:
             self.fresh.put(new.id, new.raw)
