@@ -83,7 +83,8 @@ async def test_another_process_hears_which_mailbox_a_deleted_message_was_in(
 ) -> None:
     """A deletion reaches the other processes (NOTIFY, MySQL's change_log) with the mailbox
     the message was in, whatever its name, for the web to show it only to that mailbox's
-    users: deleted from the web, and over POP3."""
+    users: deleted from the web, and over POP3 (where a message still to be delivered only
+    leaves its mailbox: a "status" naming the mailbox it left)."""
     odd = "ops, team/a b%"
     async with (
         process(shared_url, listen=False) as writer,
@@ -96,12 +97,15 @@ async def test_another_process_hears_which_mailbox_a_deleted_message_was_in(
             )
             for box in ("alice", odd, "bob")
         }
-        for new in made.values():
+        waiting = dataclasses.replace(new_message(["b@example.com"]), mailbox="bob")
+        for new in [*made.values(), waiting]:
             await writer.add_message(new)
         await writer.delete_messages([made["alice"].id, made[odd].id])
-        await writer.remove_from_mailbox("bob", [made["bob"].id])
+        await writer.remove_from_mailbox("bob", [made["bob"].id, waiting.id])
         got = [await next_event(heard, "deleted") for _ in made]
+        left = await next_event(heard, "status")  # queued: only taken out of its mailbox
     assert set(got) == {Event("deleted", new.id, mailbox=box) for box, new in made.items()}
+    assert left == Event("status", waiting.id, mailbox="bob")
 
 
 async def test_a_process_does_not_hear_itself_twice(pg_url: str) -> None:

@@ -216,7 +216,8 @@ class Store:
         transaction; announce what went and what only left its mailbox."""
         removed = await self.mailboxes.remove(name, ids)
         self._gone(removed.deleted)
-        self._changed(removed.unlisted)
+        for message_id in removed.unlisted:  # with the mailbox they left (web/live.py)
+            self.events.publish(Event("status", message_id, mailbox=name))
         return removed
 
     async def set_read(self, ids: list[str], read: bool) -> list[str]:

@@ -33,6 +33,7 @@ from sqlalchemy.pool import NullPool
 from relay.status import Status
 from relay.store.database import Database
 from relay.store.messages import Gone, Messages, delete_where
+from relay.store.notices import with_mailboxes
 from relay.store.returning import update_returning
 from relay.store.schema import message, recipient
 
@@ -124,7 +125,8 @@ class Mailboxes:
             found = await update_returning(conn, message, where, {"mailbox": None}, message.c.id)
             unlisted = [str(r) for r in found]
             deleted = await delete_where(self.db, conn, [*mine, ~waiting])
-            await self.db.notify(conn, "status", unlisted)
+            # The mailbox they left: its narrowed users' pages drop them (web/live.py).
+            await self.db.notify(conn, "status", with_mailboxes(dict.fromkeys(unlisted, name)))
         return Removed(deleted, unlisted)
 
     @contextlib.asynccontextmanager

@@ -29,7 +29,7 @@ from relay.store.chunks import completed
 from relay.store.counts import Counts, RecipientStats, count_messages, count_recipients
 from relay.store.database import Database
 from relay.store.memo import Memo
-from relay.store.notices import gone_items
+from relay.store.notices import with_mailboxes
 from relay.store.returning import delete_returning_sync, update_returning
 from relay.store.schema import message, message_raw, recipient
 from relay.store.search import Filter, ids_matching, where
@@ -48,7 +48,7 @@ async def delete_where(
     columns = [message.c.id, message.c.mailbox]
     rows = await conn.run_sync(delete_returning_sync, message, where, columns)
     gone: Gone = {str(i): None if box is None else str(box) for i, box in rows}
-    await db.notify(conn, "deleted", gone_items(gone))
+    await db.notify(conn, "deleted", with_mailboxes(gone))
     return gone
 
 

@@ -69,16 +69,15 @@ def parse(payload: str) -> tuple[str, str, list[str]] | None:
     return origin, kind, [i for i in ids.split(",") if i]
 
 
-def gone_items(gone: Mapping[str, str | None]) -> list[str]:
-    """The ids of a "deleted" payload, each with its message's mailbox: "ID/MAILBOX"
-    (the name quoted: no "," or " " in it), or "ID" for a message in no mailbox."""
-    return [i if box is None else f"{i}/{quote(box, safe='@')}" for i, box in gone.items()]
+def with_mailboxes(boxes: Mapping[str, str | None]) -> list[str]:
+    """The ids of a payload, each with its message's mailbox: "ID/MAILBOX" (the name
+    quoted: no "," or " " in it), or "ID" for a message in no mailbox."""
+    return [i if box is None else f"{i}/{quote(box, safe='@')}" for i, box in boxes.items()]
 
 
 def event_of(kind: str, item: str) -> Event:
-    """The event of one id of a payload (a "deleted" one carries its mailbox)."""
-    if kind != "deleted":
-        return Event(kind, item)
+    """The event of one id of a payload, with the mailbox it carries (see
+    `with_mailboxes`; message ids never hold a "/")."""
     message_id, slash, box = item.partition("/")
     return Event(kind, message_id, mailbox=unquote(box) if slash else None)
 
