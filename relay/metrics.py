@@ -9,6 +9,7 @@ store at each scrape, so they are right however many processes share the databas
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from urllib.parse import urlsplit, urlunsplit
@@ -49,9 +50,10 @@ LOGIN_RESULTS = (LOGIN_OK, LOGIN_FAILED, LOGIN_LOCKED, LOGIN_ERROR)
 hands ([IN-USE]), or the store could not open the mailbox ([SYS/TEMP])."""
 
 
+@functools.lru_cache(maxsize=256)
 def hook_label(url: str) -> str:
     """A webhook's `webhook` label: its URL without user info nor query (which may hold
-    credentials that have no place in a monitoring system)."""
+    credentials that have no place in a monitoring system); kept, as the URLs are few."""
     parts = urlsplit(url)
     host = parts.hostname or ""
     if ":" in host:
