@@ -55,7 +55,7 @@ def _waiting(first: Event, queue: asyncio.Queue[Event]) -> tuple[list[Event], bo
 async def narrowed_to(mailbox: str, store: Store, batch: list[Event]) -> list[Event]:
     """Those events of `batch` about messages of `mailbox`: a deletion of one that was in
     it, another event of one in it (asked of the store in one query for the batch)."""
-    unknown = [e.message_id for e in batch if e.kind != "deleted" and e.mailbox is None]
+    unknown = list({e.message_id: e for e in batch if e.kind != "deleted" and e.mailbox is None})
     found = set(await store.mailboxes.within(mailbox, unknown)) if unknown else set()
     return [
         e
