@@ -72,6 +72,8 @@ class Relay:
         self.store = Store(config.storage)
         self.store.configure(config.webhook, config.suppression)
         self.metrics = Metrics()
+        self.metrics.watch_webhooks(hook.url for hook in config.webhook)
+        self.store.outbox.raised = self.metrics.events_raised
         # Off: no Chaos at all, and every stage's check for it is all it costs.
         self.chaos = Chaos(config.chaos) if config.chaos.enabled else None
         if self.chaos is not None:
@@ -86,7 +88,9 @@ class Relay:
         # POP3 reads mailboxes: its listeners run in the primary process only.
         reads = "smtp" in self.roles and not helper
         pop3 = [lc for lc in config.listener if lc.is_pop3 and reads]
-        self.pop3 = [Pop3Listener(lc, config, self.store, authenticator) for lc in pop3]
+        self.pop3 = [
+            Pop3Listener(lc, config, self.store, authenticator, self.metrics) for lc in pop3
+        ]
         for listener in self.listeners:
             self.metrics.watch_sessions(listener.config.name, listener.sessions.__len__)
         self.retention, self.worker, self.events = self._delivery(config)
@@ -127,7 +131,9 @@ class Relay:
         retention = Retention(config.storage, self.store, self.metrics, expiring=expiring)
         worker = Worker(config, self.store, metrics=self.metrics, chaos=self.chaos)
         self.metrics.watch_connections(worker.sender.open_connections)
-        events = EventSender(config.webhook, self.store) if config.webhook else None
+        events = None
+        if config.webhook:
+            events = EventSender(config.webhook, self.store, metrics=self.metrics)
         return retention, worker, events
 
     def _listener(self, lc: ListenerConfig, authenticator: Authenticator) -> Listener:

@@ -9,8 +9,10 @@ store at each scrape, so they are right however many processes share the databas
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from urllib.parse import urlsplit, urlunsplit
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, Metric
@@ -19,7 +21,7 @@ from prometheus_client.registry import Collector
 from relay.status import Status
 from relay.store import Store
 
-__all__ = ["CONTENT_TYPE", "RESULTS", "Metrics"]
+__all__ = ["CONTENT_TYPE", "LOGIN_RESULTS", "POST_RESULTS", "RESULTS", "Metrics", "hook_label"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 """The text exposition format every Prometheus version reads (our names need nothing newer)."""
@@ -31,6 +33,33 @@ RESULTS = (ACCEPTED, REJECTED, FAILED)
 """Results of receiving a message: stored (250), refused (5xx), or not stored (4xx)."""
 
 ATTEMPT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+POST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+DELIVERED = "delivered"
+RETRYING = "retrying"
+POST_RESULTS = (DELIVERED, RETRYING, FAILED)
+"""Results of one webhook POST: accepted (2xx), not accepted and to be tried again, not
+accepted and given up (the event reached its webhook's max_age)."""
+
+LOGIN_OK = "ok"
+LOGIN_FAILED = "failed"
+LOGIN_LOCKED = "locked"
+LOGIN_ERROR = "error"
+LOGIN_RESULTS = (LOGIN_OK, LOGIN_FAILED, LOGIN_LOCKED, LOGIN_ERROR)
+"""Results of a POP3 login: in, wrong credentials, the mailbox in another session's
+hands ([IN-USE]), or the store could not open the mailbox ([SYS/TEMP])."""
+
+
+@functools.lru_cache(maxsize=256)
+def hook_label(url: str) -> str:
+    """A webhook's `webhook` label: its URL without user info nor query (which may hold
+    credentials that have no place in a monitoring system); kept, as the URLs are few."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host if parts.port is None else f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 def result_of(reply: str) -> str:
@@ -72,6 +101,8 @@ class Metrics:
         self._add_ingest(self.registry)
         self._add_queue(self.registry)
         self._add_delivery(self.registry)
+        self._add_webhooks(self.registry)
+        self._add_pop3(self.registry)
         self.pruned = Counter(
             "relay_retention_pruned_messages",
             "Messages deleted by retention ([storage] max_messages, max_age).",
@@ -142,6 +173,74 @@ class Metrics:
             registry=r,
         )
 
+    def _add_webhooks(self, r: CollectorRegistry) -> None:
+        """What the outbox raises and the webhooks' sender POSTs."""
+        self._hooks: set[str] = set()
+        """The webhooks' labels whose backlog is reported: configured, or seen pending."""
+        self.hook_events = Counter(
+            "relay_webhook_events_raised",
+            "Webhook events raised (written to the outbox, counted at commit by the process"
+            " that wrote them), by webhook and event.",
+            ["webhook", "event"],
+            registry=r,
+        )
+        self.hook_posts = Counter(
+            "relay_webhook_posts",
+            "POSTs of webhook events, by webhook and result: delivered (2xx), retrying (to"
+            " be tried again) or failed (given up at the webhook's max_age).",
+            ["webhook", "result"],
+            registry=r,
+        )
+        self.hook_post_duration = Histogram(
+            "relay_webhook_post_duration_seconds",
+            "Time one POST of a webhook event took, answered or not, by webhook.",
+            ["webhook"],
+            buckets=POST_BUCKETS,
+            registry=r,
+        )
+        self.hook_backlog = Gauge(
+            "relay_webhook_backlog",
+            "Webhook events waiting to be sent (pending in the outbox, from the database),"
+            " by webhook.",
+            ["webhook"],
+            registry=r,
+        )
+
+    def _add_pop3(self, r: CollectorRegistry) -> None:
+        """What POP3 sessions do."""
+        self.pop3_sessions = Gauge(
+            "relay_pop3_sessions_active",
+            "POP3 sessions open now, by listener.",
+            ["listener"],
+            registry=r,
+        )
+        self.pop3_logins = Counter(
+            "relay_pop3_logins",
+            "POP3 logins, by listener and result: ok, failed (wrong credentials), locked"
+            " (the mailbox is in another session) or error (the store could not open it).",
+            ["listener", "result"],
+            registry=r,
+        )
+        self.pop3_messages = Counter(
+            "relay_pop3_retrieved_messages",
+            "Messages sent whole to POP3 clients (RETR), by listener.",
+            ["listener"],
+            registry=r,
+        )
+        self.pop3_bytes = Counter(
+            "relay_pop3_retrieved_bytes",
+            "Bytes of the messages sent whole to POP3 clients (RETR, as stored), by listener.",
+            ["listener"],
+            registry=r,
+        )
+        self.pop3_deleted = Counter(
+            "relay_pop3_deleted_messages",
+            "Messages a POP3 session's QUIT took out of its mailbox (deleted, or only"
+            " unlisted while recipients wait for delivery), by listener.",
+            ["listener"],
+            registry=r,
+        )
+
     # --- SMTP and API ---------------------------------------------------------------
 
     def received(self, listener: str, result: str, size: int = 0) -> None:
@@ -172,6 +271,42 @@ class Metrics:
         """Report `count()` (open upstream connections by destination) at each scrape."""
         self._connections = count
 
+    # --- hooks for the outbox and the webhooks' sender ----------------------------------
+
+    def watch_webhooks(self, urls: Iterable[str]) -> None:
+        """The [[webhook]] receivers, whose backlog is reported (0 too) at each scrape."""
+        self._hooks.update(hook_label(u) for u in urls)
+
+    def events_raised(self, counts: Mapping[tuple[str, str], int]) -> None:
+        """Count committed outbox rows: how many per (webhook URL, event)."""
+        for (url, event), count in counts.items():
+            self.hook_events.labels(hook_label(url), event).inc(count)
+
+    def webhook_post(self, url: str, result: str, duration: float) -> None:
+        """Record one POST to the webhook `url` that took `duration` s, and its result."""
+        label = hook_label(url)
+        self.hook_posts.labels(label, result).inc()
+        self.hook_post_duration.labels(label).observe(duration)
+
+    # --- hooks for POP3 ---------------------------------------------------------------
+
+    def watch_pop3_sessions(self, listener: str, count: Callable[[], int]) -> None:
+        """Report `count()` as the open POP3 sessions of `listener` at each scrape."""
+        self.pop3_sessions.labels(listener).set_function(count)
+
+    def pop3_login(self, listener: str, result: str) -> None:
+        """Count one POP3 login on `listener` with `result` (LOGIN_RESULTS)."""
+        self.pop3_logins.labels(listener, result).inc()
+
+    def pop3_retrieved(self, listener: str, size: int) -> None:
+        """Count one message of `size` bytes sent whole (RETR) on `listener`."""
+        self.pop3_messages.labels(listener).inc()
+        self.pop3_bytes.labels(listener).inc(size)
+
+    def pop3_removed(self, listener: str, count: int) -> None:
+        """Count the messages a session's QUIT took out of its mailbox."""
+        self.pop3_deleted.labels(listener).inc(count)
+
     # --- scrape ---------------------------------------------------------------------
 
     async def refresh(self, store: Store, now: float | None = None) -> None:
@@ -185,6 +320,13 @@ class Metrics:
         self.oldest_deferred_age.set(0 if oldest is None else max(0.0, now - oldest))
         for destination, count in self._connections().items():
             self.upstream_connections.labels(destination).set(count)
+        backlog = dict.fromkeys(self._hooks, 0)
+        for url, count in (await store.webhooks.backlog()).items():
+            label = hook_label(url)
+            backlog[label] = backlog.get(label, 0) + count
+        self._hooks.update(backlog)
+        for label, count in backlog.items():
+            self.hook_backlog.labels(label).set(count)
 
     def render(self) -> bytes:
         """The registry in the Prometheus text format."""

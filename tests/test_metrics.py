@@ -5,20 +5,27 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import poplib
 import smtplib
 import time
+from collections.abc import Callable
 
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from relay.config import ListenerConfig
+from relay.config import ListenerConfig, WebhookConfig
 from relay.status import Status
 from tests import mail
+from tests import pop3_support as pop3
 from tests.queueing import relay_config, upstream_at
-from tests.support import RunningRelay, make_config
+from tests.receiver import Receiver
+from tests.support import RunningRelay, free_port, make_config
 from tests.test_capture import send
 from tests.test_store import new_message
 from tests.upstream import Upstream
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
 def samples(relay: RunningRelay) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -184,3 +191,113 @@ def test_listeners_named_apart_are_counted_apart(sqlite_url: str) -> None:
     name = "relay_messages_received_total"
     assert value(found, name, listener="two", result="accepted") == 1
     assert value(found, name, listener="one", result="accepted") == 0
+
+
+def scraped_until(
+    running: RunningRelay, done: Callable[[Samples], bool], within: float = 20
+) -> Samples:
+    """The samples of /metrics once `done` holds for them (what a worker records comes
+    just after what the test can see), or the last ones after `within` seconds."""
+    deadline = time.monotonic() + within
+    found = samples(running)
+    while not done(found) and time.monotonic() < deadline:
+        time.sleep(0.05)
+        found = samples(running)
+    return found
+
+
+def test_webhook_events_posts_durations_and_backlog(db_url: str) -> None:
+    """Events raised per webhook and event (at ingest, and in the delivery's transaction);
+    POSTs by result (a 500 then 200: retrying then delivered; past max_age: failed), their
+    durations, and the backlog of a receiver that is down, read from the database."""
+    refused = [f"http://127.0.0.1:{free_port()}/hook" for _ in range(2)]
+    receiver = Receiver().start()
+    receiver.script(500)
+    with Upstream().start() as upstream:
+        hooks = (
+            WebhookConfig(url=f"{receiver.url}?token=secret", events=("received", "delivered")),
+            WebhookConfig(url=refused[0], events=("received",), max_age="0s"),
+            WebhookConfig(url=refused[1], events=("received",), max_age="1h"),
+        )
+        config = relay_config(db_url, {"smarthost": upstream_at(upstream.port)})
+        running = RunningRelay(dataclasses.replace(config, webhook=hooks)).start()
+        try:
+            send(running, mail.plain(), ["ann@ourcompany.example"])
+            receiver.wait(lambda r: len(r.accepted()) == 2)
+            ok, gone, down = (
+                {"webhook": receiver.url},
+                {"webhook": refused[0]},
+                {"webhook": refused[1]},
+            )
+
+            def settled(found: Samples) -> bool:
+                return (
+                    value(found, "relay_webhook_posts_total", result="delivered", **ok) == 2
+                    and value(found, "relay_webhook_posts_total", result="failed", **gone) == 1
+                    and value(found, "relay_webhook_backlog", **ok) == 0
+                    and value(found, "relay_webhook_posts_total", result="retrying", **down) >= 1
+                )
+
+            found = scraped_until(running, settled)
+        finally:
+            running.stop()
+            receiver.stop()
+    raised = "relay_webhook_events_raised_total"
+    assert value(found, raised, event="received", **ok) == 1
+    assert value(found, raised, event="delivered", **ok) == 1
+    assert value(found, raised, event="received", **gone) == 1
+    assert value(found, raised, event="received", **down) == 1
+    assert value(found, "relay_webhook_posts_total", result="retrying", **ok) == 1
+    assert value(found, "relay_webhook_posts_total", result="delivered", **ok) == 2
+    assert value(found, "relay_webhook_post_duration_seconds_count", **ok) == 3
+    assert value(found, "relay_webhook_posts_total", result="retrying", **gone) == 0
+    assert value(found, "relay_webhook_posts_total", result="failed", **gone) == 1
+    assert value(found, "relay_webhook_backlog", **ok) == 0
+    assert value(found, "relay_webhook_backlog", **gone) == 0
+    assert value(found, "relay_webhook_backlog", **down) == 1
+    assert not any("secret" in dict(labels).get("webhook", "") for _, labels in found)
+
+
+SESSIONS = "relay_pop3_sessions_active"
+
+
+def _pop3_login_fails(running: RunningRelay, user: str, password: str) -> poplib.POP3:
+    """A POP3 connection whose login as `user` was refused (left open)."""
+    client = poplib.POP3("127.0.0.1", running.port("pop3"), timeout=10)
+    client.user(user)
+    with pytest.raises(poplib.error_proto):
+        client.pass_(password)
+    return client
+
+
+def test_pop3_sessions_logins_retrievals_and_deletions(db_url: str) -> None:
+    """Open POP3 sessions per listener; logins ok, failed (a wrong password) and locked (the
+    shared mailbox in another session); RETR counted with its bytes (TOP not); the
+    deletions a QUIT commits."""
+    pop = {"listener": "pop3"}
+    running = RunningRelay(pop3.pop3_config(db_url)).start()
+    try:
+        sizes = [len(running.raw(pop3.send(running, pop3.message(f"m{i}")))) for i in range(2)]
+        wrong = _pop3_login_fails(running, "bob", "not bob's password")
+        alice = pop3.plain(running, "alice")
+        locked = _pop3_login_fails(running, "bob", pop3.PASSWORDS["bob"])
+        during = samples(running)
+        alice.top(1, 0)
+        alice.retr(1)
+        alice.retr(2)
+        alice.dele(1)
+        alice.quit()
+        for client in (wrong, locked):
+            client.quit()
+        # The server ends a session just after its QUIT's answer.
+        after = scraped_until(running, lambda f: value(f, SESSIONS, **pop) == 0)
+    finally:
+        running.stop()
+    assert value(during, SESSIONS, **pop) == 3
+    assert value(after, SESSIONS, **pop) == 0
+    assert value(after, "relay_pop3_logins_total", result="ok", **pop) == 1
+    assert value(after, "relay_pop3_logins_total", result="failed", **pop) == 1
+    assert value(after, "relay_pop3_logins_total", result="locked", **pop) == 1
+    assert value(after, "relay_pop3_retrieved_messages_total", **pop) == 2
+    assert value(after, "relay_pop3_retrieved_bytes_total", **pop) == sum(sizes)
+    assert value(after, "relay_pop3_deleted_messages_total", **pop) == 1

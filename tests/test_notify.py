@@ -4,6 +4,7 @@ and keeps hearing after its connections are terminated."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import statistics
 import time
@@ -74,7 +75,37 @@ async def test_another_process_hears_stores_changes_and_deletes(pg_url: str) -> 
         assert await writer.actions.act("release", new.id, time.time()) == 1
         assert await next_event(heard, "status") == Event("status", new.id)
         await writer.delete_messages([new.id])
-        assert await next_event(heard, "deleted") == Event("deleted", new.id)
+        assert await next_event(heard, "deleted") == Event("deleted", new.id, mailbox="default")
+
+
+async def test_another_process_hears_which_mailbox_a_deleted_message_was_in(
+    shared_url: str,
+) -> None:
+    """A deletion reaches the other processes (NOTIFY, MySQL's change_log) with the mailbox
+    the message was in, whatever its name, for the web to show it only to that mailbox's
+    users: deleted from the web, and over POP3 (where a message still to be delivered only
+    leaves its mailbox: a "status" naming the mailbox it left)."""
+    odd = "ops, team/a b%"
+    async with (
+        process(shared_url, listen=False) as writer,
+        process(shared_url) as reader,
+        reader.events.subscribe() as heard,
+    ):
+        made = {
+            box: dataclasses.replace(
+                new_message(["a@example.com"], status=Status.CAPTURED), mailbox=box
+            )
+            for box in ("alice", odd, "bob")
+        }
+        waiting = dataclasses.replace(new_message(["b@example.com"]), mailbox="bob")
+        for new in [*made.values(), waiting]:
+            await writer.add_message(new)
+        await writer.delete_messages([made["alice"].id, made[odd].id])
+        await writer.remove_from_mailbox("bob", [made["bob"].id, waiting.id])
+        got = [await next_event(heard, "deleted") for _ in made]
+        left = await next_event(heard, "status")  # queued: only taken out of its mailbox
+    assert set(got) == {Event("deleted", new.id, mailbox=box) for box, new in made.items()}
+    assert left == Event("status", waiting.id, mailbox="bob")
 
 
 async def test_a_process_does_not_hear_itself_twice(pg_url: str) -> None:
@@ -91,7 +122,8 @@ async def test_a_process_does_not_hear_itself_twice(pg_url: str) -> None:
         events = [await next_event(heard, "message"), await next_event(heard, "message")]
         assert first.notices is not None and first.notices.heard == 1
         assert heard.empty()
-    assert events == [Event("message", mine.id), Event("message", theirs.id)]
+    # Its own event carries the mailbox it stored the message in; NOTIFY's does not.
+    assert events == [Event("message", mine.id, mailbox="default"), Event("message", theirs.id)]
 
 
 async def test_notifications_go_out_at_commit_and_never_on_rollback(pg_url: str) -> None:

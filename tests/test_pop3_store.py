@@ -36,16 +36,18 @@ async def test_entries_list_one_mailbox_oldest_first(store: Store) -> None:
 
 async def test_removal_deletes_captured_unlists_queued_and_announces_both(store: Store) -> None:
     """remove_from_mailbox deletes captured mail and announces "deleted" (the UI drops the
-    row live); queued mail stays with mailbox NULL and a "status" event."""
+    row live); queued mail stays with mailbox NULL and a "status" event; both name the
+    mailbox the message left."""
     captured = new_message(["a@x.test"], status=Status.CAPTURED)
     queued = new_message(["b@x.test"])
     for new in (captured, queued):
         await store.add_message(new)
     async with store.events.subscribe() as events:
         removed = await store.remove_from_mailbox("default", [captured.id, queued.id])
-        seen = {(e.kind, e.message_id) for e in [events.get_nowait() for _ in range(2)]}
-    assert (removed.deleted, removed.unlisted) == ([captured.id], [queued.id])
-    assert seen == {("deleted", captured.id), ("status", queued.id)}
+        seen = {(e.kind, e.message_id, e.mailbox) for e in [events.get_nowait() for _ in range(2)]}
+    assert (list(removed.deleted), removed.unlisted) == ([captured.id], [queued.id])
+    # Each with the mailbox it left, for the web to tell that mailbox's users alone.
+    assert seen == {("deleted", captured.id, "default"), ("status", queued.id, "default")}
     assert await store.messages.get(captured.id) is None
     row = await store.messages.get(queued.id)
     assert row is not None and row.mailbox is None
@@ -57,7 +59,7 @@ async def test_removal_never_reaches_another_mailbox(store: Store) -> None:
     other = dataclasses.replace(new_message(["b@x.test"], status=Status.CAPTURED), mailbox="bob")
     await store.add_message(other)
     removed = await store.remove_from_mailbox("alice", [other.id])
-    assert (removed.deleted, removed.unlisted) == ([], [])
+    assert (list(removed.deleted), removed.unlisted) == ([], [])
     assert await store.messages.get(other.id) is not None
 
 

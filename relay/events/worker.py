@@ -25,6 +25,7 @@ import httpx
 from relay.clock import Clock, SystemClock
 from relay.config import WebhookConfig
 from relay.events import signing
+from relay.metrics import DELIVERED, FAILED, RETRYING, Metrics
 from relay.store import HookAttempt, Outgoing, Store
 from relay.store.webhooks import Outcome
 
@@ -57,11 +58,17 @@ class EventSender:
     """Sends one process's share of the outbox to the [[webhook]] receivers."""
 
     def __init__(
-        self, hooks: Sequence[WebhookConfig], store: Store, clock: Clock | None = None
+        self,
+        hooks: Sequence[WebhookConfig],
+        store: Store,
+        clock: Clock | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.hooks = {hook.url: hook for hook in hooks}
         self.store = store
         self.clock: Clock = clock or SystemClock()
+        self.metrics = metrics or Metrics()
+        self.metrics.watch_webhooks(self.hooks)
         self.lease = max((h.timeout for h in hooks), default=0.0) + LEASE_MARGIN
         self.clients: dict[str, httpx.AsyncClient] = {}
         self.sent = 0  # events accepted by their receivers, for tests and logs
@@ -147,16 +154,20 @@ class EventSender:
         attempt = await self._post(hook, event)
         now = self.clock.now()
         next_at: float | None = None
+        result = DELIVERED
         if attempt.error:
             if now < event.expires_at:
                 next_at = min(now + backoff(event.attempts + 1), event.expires_at)
+                result = RETRYING
             else:
+                result = FAILED
                 log.warning(
                     "webhook %s: giving up on event %s (%s of %s), %s",
                     hook.url, event.event_id, event.event, event.message_id, attempt.error,
                 )  # fmt: skip
         else:
             self.sent += 1
+        self.metrics.webhook_post(hook.url, result, attempt.duration)
         return event, attempt, next_at
 
     async def _post(self, hook: WebhookConfig, event: Outgoing) -> HookAttempt:

@@ -15,6 +15,7 @@ import ssl
 from relay.config import Config, ListenerConfig
 from relay.errors import StartupError
 from relay.logins import Authenticator
+from relay.metrics import Metrics
 from relay.pop3 import replies
 from relay.pop3.session import Session
 from relay.store import Store
@@ -29,14 +30,21 @@ class Pop3Listener:
     """Binds one POP3 `[[listener]]` and runs its sessions."""
 
     def __init__(
-        self, config: ListenerConfig, root: Config, store: Store, authenticator: Authenticator
+        self,
+        config: ListenerConfig,
+        root: Config,
+        store: Store,
+        authenticator: Authenticator,
+        metrics: Metrics | None = None,
     ) -> None:
         self.config = config
         self.root = root
         self.store = store
         self.authenticator = authenticator
+        self.metrics = metrics or Metrics()
         self.tls_context: ssl.SSLContext | None = None
         self.sessions: dict[Session, asyncio.Task[None]] = {}
+        self.metrics.watch_pop3_sessions(config.name, self.sessions.__len__)
         self._server: asyncio.Server | None = None
 
     async def start(self, tls_context: ssl.SSLContext | None = None) -> None:

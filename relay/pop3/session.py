@@ -16,6 +16,7 @@ import ssl
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
+from relay.metrics import LOGIN_ERROR, LOGIN_FAILED, LOGIN_LOCKED, LOGIN_OK
 from relay.pop3 import replies, wire
 from relay.pop3.login import Login, plain_credentials
 from relay.pop3.maildrop import Maildrop, NoSuchMessage
@@ -33,6 +34,13 @@ THREAD_OVER = 1024 * 1024
 """Messages larger than this are dot-stuffed in a thread, off the event loop."""
 
 Handler = Callable[[str], Awaitable[bool]]
+
+LOGIN_RESULT = {
+    replies.BAD_LOGIN: LOGIN_FAILED,
+    replies.IN_USE: LOGIN_LOCKED,
+    replies.STORE_FAILED: LOGIN_ERROR,
+}
+"""The metrics' result of each refusal of a login."""
 
 
 class TooLong(Exception):
@@ -255,9 +263,12 @@ class Session:
 
     async def _log_in(self, user: bytes, password: bytes) -> bool:
         opened = await self.login.log_in(user, password, self.peer)
+        metrics = self.listener.metrics
         if isinstance(opened, str):
+            metrics.pop3_login(self.config.name, LOGIN_RESULT.get(opened, LOGIN_ERROR))
             await self.send(opened)
             return True
+        metrics.pop3_login(self.config.name, LOGIN_OK)
         self.maildrop = opened
         await self.send(replies.LOGGED_IN % opened.totals())
         return True
@@ -268,11 +279,13 @@ class Session:
             return False
         ids = self.maildrop.marked_ids()
         try:
-            await self.listener.store.remove_from_mailbox(self.maildrop.name, ids)
+            removed = await self.listener.store.remove_from_mailbox(self.maildrop.name, ids)
         except Exception:
             log.exception("POP3: the deletions of %s could not be made", self.peer)
             await self.send(replies.STORE_FAILED)
             return False
+        taken = len(removed.deleted) + len(removed.unlisted)
+        self.listener.metrics.pop3_removed(self.config.name, taken)
         await self.send(replies.BYE_REMOVED % len(ids))
         return False
 
@@ -342,6 +355,8 @@ class Session:
         await self.write(head.encode() + wire.CRLF)
         for start in range(0, len(body), CHUNK):
             await self.write(body[start : start + CHUNK])
+        if top is None:  # all of it went out
+            self.listener.metrics.pop3_retrieved(self.config.name, len(raw))
         return True
 
     async def _dele(self, argument: str) -> bool:

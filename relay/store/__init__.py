@@ -21,10 +21,10 @@ from relay.store.events import Event, Events
 from relay.store.fresh import FreshRaw
 from relay.store.indexer import Indexer
 from relay.store.mailboxes import Entry, InUse, Mailboxes, Removed
-from relay.store.messages import MessageRow, Messages, Page, RecipientRow
+from relay.store.messages import Gone, MessageRow, Messages, Page, RecipientRow
 from relay.store.migrate import SchemaState
 from relay.store.notices import Notices
-from relay.store.outbox import Outbox
+from relay.store.outbox import Outbox, tally
 from relay.store.queue import Claim, Queue, Result
 from relay.store.queue_view import (
     Group,
@@ -113,6 +113,10 @@ class Store:
         self.messages = Messages(self.db)
         self.timeline = Timeline(self.db)
         self.outbox = Outbox()
+        # The engines whose transactions write events: the writer's, on SQLite the group
+        # commit's and the queue's too.
+        engines = (self.db.writer.sync_engine, self.db.commit_engine, self.db.queue_engine)
+        self.outbox.watch(e for e in engines if e is not None)
         self.suppressions = Suppressions(self.db, self.events, self.outbox)
         self.webhooks = Webhooks(self.db, self.events)
         self.queue = Queue(self.db, self.events, self.suppressions)
@@ -165,10 +169,12 @@ class Store:
         if events:
             rows = dataclasses.replace(rows, events=events)
         await self.committer.add(rows)
+        if events:
+            self.outbox.raised(tally(events))
         due = any(r.status is Status.QUEUED for r in new.recipients)
         if due:
             self.fresh.put(new.id, new.raw)
-        self.events.publish(Event("message", new.id, due=due))
+        self.events.publish(Event("message", new.id, due=due, mailbox=new.mailbox))
 
     async def raw_to_send(self, message_id: str) -> bytes | None:
         """The raw bytes of a message to deliver: from memory when it was just accepted
@@ -189,29 +195,29 @@ class Store:
             self.fresh.put(message_id, raw)
         return len(found)
 
-    def _gone(self, message_ids: list[str]) -> None:
+    def _gone(self, gone: Gone) -> list[str]:
+        """Announce the deleted messages, each with its mailbox; their ids."""
+        message_ids = list(gone)
         self.fresh.drop(message_ids)
-        for message_id in message_ids:
-            self.events.publish(Event("deleted", message_id))
+        for message_id, mailbox in gone.items():
+            self.events.publish(Event("deleted", message_id, mailbox=mailbox))
+        return message_ids
 
     async def delete_messages(self, ids: list[str]) -> list[str]:
         """Delete messages (with their recipients and attempts); announce each that went."""
-        gone = await self.messages.delete_returning(ids)
-        self._gone(gone)
-        return gone
+        return self._gone(await self.messages.delete_returning(ids))
 
     async def delete_matching(self, filter_: Filter) -> list[str]:
         """Delete every message `filter_` matches; announce each that went."""
-        gone = await self.messages.delete_matching(filter_)
-        self._gone(gone)
-        return gone
+        return self._gone(await self.messages.delete_matching(filter_))
 
     async def remove_from_mailbox(self, name: str | None, ids: list[str]) -> Removed:
         """A POP3 session's deletions (relay.store.mailboxes.Mailboxes.remove), in one
         transaction; announce what went and what only left its mailbox."""
         removed = await self.mailboxes.remove(name, ids)
         self._gone(removed.deleted)
-        self._changed(removed.unlisted)
+        for message_id in removed.unlisted:  # with the mailbox they left (web/live.py)
+            self.events.publish(Event("status", message_id, mailbox=name))
         return removed
 
     async def set_read(self, ids: list[str], read: bool) -> list[str]:
@@ -263,21 +269,18 @@ class Store:
         """Retention: delete done-with mail older than `max_age` seconds (0: no age limit)
         and the oldest beyond `max_messages` (0: no limit), in short transactions until
         done or `stopping()`; announce each that went."""
-        gone: list[str] = []
+        gone: Gone = {}
         if max_age > 0:
-            gone += await retention.prune_older_than(self.db, now - max_age, stopping=stopping)
+            gone |= await retention.prune_older_than(self.db, now - max_age, stopping=stopping)
         if max_messages > 0 and not stopping():
-            gone += await retention.prune_beyond(self.db, max_messages, stopping=stopping)
-        self._gone(gone)
-        return gone
+            gone |= await retention.prune_beyond(self.db, max_messages, stopping=stopping)
+        return self._gone(gone)
 
     async def purge(self, older_than: float, statuses: Collection[str] | None = None) -> list[str]:
         """Delete done-with mail received before `older_than` (epoch seconds) whose status
         is one of `statuses` (None: captured, delivered, failed or cancelled); never mail
         still queued, deferred, held or being sent. Announce each that went."""
-        gone = await retention.prune_older_than(self.db, older_than, statuses=statuses)
-        self._gone(gone)
-        return gone
+        return self._gone(await retention.prune_older_than(self.db, older_than, statuses=statuses))
 
     async def purgeable(self, older_than: float, statuses: Collection[str] | None = None) -> int:
         """How many messages `purge(older_than, statuses)` would delete now."""

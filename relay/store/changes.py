@@ -27,8 +27,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from relay.store.events import Event, Events
-from relay.store.notices import WAKE, Feed, parse
+from relay.store.events import Events
+from relay.store.notices import WAKE, Feed, event_of, parse
 from relay.store.schema import change_log
 
 log = logging.getLogger(__name__)
@@ -125,5 +125,5 @@ class ChangeFeed(Feed):
         if origin == self.origin:
             return
         self.heard += 1
-        for message_id in ids:
-            self.events.publish(Event(kind, message_id))
+        for item in ids:
+            self.events.publish(event_of(kind, item))

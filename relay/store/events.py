@@ -23,6 +23,10 @@ class Event:
     message_id: str
     due: bool = True
     """False when the change cannot have made a delivery due (a message only captured)."""
+    mailbox: str | None = None
+    """The message's mailbox when the publisher knows it: always on "deleted" (None there:
+    in no mailbox), on "message" when stored here, on the "status" of a message a POP3
+    session took out of its mailbox (the one it left); None elsewhere (ask the store)."""
 
 
 CLOSED = Event("closed", "")

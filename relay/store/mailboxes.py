@@ -32,8 +32,9 @@ from sqlalchemy.pool import NullPool
 
 from relay.status import Status
 from relay.store.database import Database
-from relay.store.messages import Messages
-from relay.store.returning import delete_returning, update_returning
+from relay.store.messages import Gone, Messages, delete_where
+from relay.store.notices import with_mailboxes
+from relay.store.returning import update_returning
 from relay.store.schema import message, recipient
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ class Removed:
     """What a session's deletions did: messages deleted, and those only taken out of
     their mailbox because recipients still wait for delivery."""
 
-    deleted: list[str]
+    deleted: Gone
     unlisted: list[str]
 
 
@@ -113,7 +114,7 @@ class Mailboxes:
         """In one transaction: delete the messages of `ids` still in mailbox `name`, but
         only take out of it (mailbox NULL) those with recipients waiting for delivery."""
         if not ids:
-            return Removed([], [])
+            return Removed({}, [])
         waiting = exists().where(
             recipient.c.message_id == message.c.id,
             recipient.c.status.in_([s.value for s in WAITING]),
@@ -123,10 +124,9 @@ class Mailboxes:
             where = [*mine, waiting]
             found = await update_returning(conn, message, where, {"mailbox": None}, message.c.id)
             unlisted = [str(r) for r in found]
-            found = await delete_returning(conn, message, [*mine, ~waiting], message.c.id)
-            deleted = [str(r) for r in found]
-            await self.db.notify(conn, "deleted", deleted)
-            await self.db.notify(conn, "status", unlisted)
+            deleted = await delete_where(self.db, conn, [*mine, ~waiting])
+            # The mailbox they left: its narrowed users' pages drop them (web/live.py).
+            await self.db.notify(conn, "status", with_mailboxes(dict.fromkeys(unlisted, name)))
         return Removed(deleted, unlisted)
 
     @contextlib.asynccontextmanager

@@ -19,6 +19,7 @@ from sqlalchemy import (
     literal_column,
     select,
 )
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from relay.config import DEFAULT_MAILBOX
 from relay.query import Field
@@ -28,10 +29,27 @@ from relay.store.chunks import completed
 from relay.store.counts import Counts, RecipientStats, count_messages, count_recipients
 from relay.store.database import Database
 from relay.store.memo import Memo
-from relay.store.returning import delete_returning, update_returning
+from relay.store.notices import with_mailboxes
+from relay.store.returning import delete_returning_sync, update_returning
 from relay.store.schema import message, message_raw, recipient
 from relay.store.search import Filter, ids_matching, where
 from relay.store.tags import tags_of
+
+Gone = dict[str, str | None]
+"""Deleted messages: each id with the mailbox it was in (None: in none), in order."""
+
+
+async def delete_where(
+    db: Database, conn: AsyncConnection, where: Sequence[ColumnElement[bool]]
+) -> Gone:
+    """In `conn`'s transaction, delete the messages meeting `where` (with everything that
+    belongs to them) and tell other processes at commit, with each one's mailbox (the web
+    shows a narrowed user only the deletions of their mailbox)."""
+    columns = [message.c.id, message.c.mailbox]
+    rows = await conn.run_sync(delete_returning_sync, message, where, columns)
+    gone: Gone = {str(i): None if box is None else str(box) for i, box in rows}
+    await db.notify(conn, "deleted", with_mailboxes(gone))
+    return gone
 
 
 @dataclass(frozen=True)
@@ -365,20 +383,14 @@ class Messages:
         """Delete messages with everything that belongs to them; return how many went."""
         return len(await self.delete_returning(ids))
 
-    async def delete_returning(self, ids: list[str]) -> list[str]:
-        """Delete messages with everything that belongs to them; return the ids that went."""
+    async def delete_returning(self, ids: list[str]) -> Gone:
+        """Delete messages with everything that belongs to them; return those that went."""
         if not ids:
-            return []
+            return {}
         async with self.db.writer.begin() as conn:
-            found = await delete_returning(conn, message, [message.c.id.in_(ids)], message.c.id)
-            gone = [str(r) for r in found]
-            await self.db.notify(conn, "deleted", gone)
-        return gone
+            return await delete_where(self.db, conn, [message.c.id.in_(ids)])
 
-    async def delete_matching(self, filter_: Filter) -> list[str]:
-        """Delete every message that `filter_` matches; return the ids that went."""
+    async def delete_matching(self, filter_: Filter) -> Gone:
+        """Delete every message that `filter_` matches; return those that went."""
         async with self.db.writer.begin() as conn:
-            where = [ids_matching(filter_)]
-            gone = [str(r) for r in await delete_returning(conn, message, where, message.c.id)]
-            await self.db.notify(conn, "deleted", gone)
-        return gone
+            return await delete_where(self.db, conn, [ids_matching(filter_)])

@@ -20,6 +20,7 @@ import contextlib
 import logging
 from collections.abc import Collection, Mapping
 from typing import Any
+from urllib.parse import quote, unquote
 
 import asyncpg
 
@@ -66,6 +67,19 @@ def parse(payload: str) -> tuple[str, str, list[str]] | None:
         return None
     origin, kind, ids = parts
     return origin, kind, [i for i in ids.split(",") if i]
+
+
+def with_mailboxes(boxes: Mapping[str, str | None]) -> list[str]:
+    """The ids of a payload, each with its message's mailbox: "ID/MAILBOX" (the name
+    quoted: no "," or " " in it), or "ID" for a message in no mailbox."""
+    return [i if box is None else f"{i}/{quote(box, safe='@')}" for i, box in boxes.items()]
+
+
+def event_of(kind: str, item: str) -> Event:
+    """The event of one id of a payload, with the mailbox it carries (see
+    `with_mailboxes`; message ids never hold a "/")."""
+    message_id, slash, box = item.partition("/")
+    return Event(kind, message_id, mailbox=unquote(box) if slash else None)
 
 
 class Feed:
@@ -119,8 +133,8 @@ class Notices(Feed):
         if origin == self.origin:
             return
         self.heard += 1
-        for message_id in ids:
-            self.events.publish(Event(kind, message_id))
+        for item in ids:
+            self.events.publish(event_of(kind, item))
 
     async def _run(self) -> None:
         delay = MIN_BACKOFF

@@ -12,16 +12,18 @@ attempt of relay/events/ sends the same bytes.
 
 from __future__ import annotations
 
+import collections
 import email.utils
 import functools
 import json
-from collections.abc import Sequence
+import weakref
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import insert, select
-from sqlalchemy.engine import Connection
+from sqlalchemy import event, insert, select
+from sqlalchemy.engine import Connection, Engine
 
 from relay import ids, query, tagging
 from relay.config import WebhookConfig
@@ -104,12 +106,44 @@ def mailpit_summary(new: NewMessage) -> dict[str, Any]:
     }
 
 
+Raised = Callable[[Mapping[tuple[str, str], int]], None]
+"""Told of committed events: how many per (webhook URL, event)."""
+
+
+def tally(rows: Iterable[Mapping[str, Any]]) -> collections.Counter[tuple[str, str]]:
+    """How many of the outbox `rows` there are per (webhook URL, event)."""
+    return collections.Counter((r["webhook"], r["event"]) for r in rows)
+
+
+def _ignore(_counts: Mapping[tuple[str, str], int]) -> None:
+    """No one counts raised events."""
+
+
 class Outbox:
     """Which webhooks an event goes to, and its rows; the [[webhook]] tables are set by
-    the composition root (`configure`), none by default."""
+    the composition root (`configure`), none by default. `raised` is told of the events
+    once the transaction that wrote them commits (the metrics count them)."""
 
     def __init__(self, hooks: Sequence[WebhookConfig] = ()) -> None:
         self.configure(hooks)
+        self.raised: Raised = _ignore
+        self._written: weakref.WeakKeyDictionary[Connection, collections.Counter[tuple[str, str]]]
+        self._written = weakref.WeakKeyDictionary()
+
+    def watch(self, engines: Iterable[Engine]) -> None:
+        """Tell `raised` of the events a transaction of `engines` wrote when it commits
+        (and forget them when it rolls back, as a retried deadlock's victim does)."""
+        for engine in engines:
+            event.listen(engine, "commit", self._committed)
+            event.listen(engine, "rollback", self._rolled_back)
+
+    def _committed(self, conn: Connection) -> None:
+        written = self._written.pop(conn, None)
+        if written:
+            self.raised(written)
+
+    def _rolled_back(self, conn: Connection) -> None:
+        self._written.pop(conn, None)
 
     def configure(self, hooks: Sequence[WebhookConfig]) -> None:
         """Use these [[webhook]] tables from now on."""
@@ -197,6 +231,7 @@ class Outbox:
                     out.append(self.row(hook, change.event, found.message_id, body, now))
         if out:
             conn.execute(insert(webhook_event), out)
+            self._written.setdefault(conn, collections.Counter()).update(tally(out))
         return len(out)
 
     def _selected(self, conn: Connection, message_ids: set[str]) -> dict[str, set[str]]:

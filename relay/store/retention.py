@@ -20,7 +20,7 @@ from sqlalchemy import ColumnElement, exists, func, or_, select
 
 from relay.status import DONE, Status
 from relay.store.database import Database
-from relay.store.returning import delete_returning
+from relay.store.messages import Gone, delete_where
 from relay.store.schema import message, recipient
 from relay.store.search import status_condition
 
@@ -60,23 +60,21 @@ def prunable() -> ColumnElement[bool]:
     )
 
 
-async def _delete_oldest(db: Database, count: int, *conditions: ColumnElement[bool]) -> list[str]:
+async def _delete_oldest(db: Database, count: int, *conditions: ColumnElement[bool]) -> Gone:
     """Delete up to `count` of the oldest prunable messages meeting `conditions`."""
     oldest = select(message.c.id).where(prunable(), *conditions).order_by(message.c.id).limit(count)
     async with db.writer.begin() as conn:
         # The ids first (MySQL takes no LIMIT in an IN subquery), checked again as they go.
         ids = list((await conn.execute(oldest)).scalars())
         where = [message.c.id.in_(ids), prunable()]
-        gone = [str(r) for r in await delete_returning(conn, message, where, message.c.id)]
-        await db.notify(conn, "deleted", gone)
-    return gone
+        return await delete_where(db, conn, where)
 
 
 async def _delete_paced(
     db: Database, pace: Pace, most: int, *conditions: ColumnElement[bool]
-) -> tuple[list[str], bool]:
+) -> tuple[Gone, bool]:
     """One short delete transaction of at most `most` (and the pace's size) messages;
-    (the ids deleted, whether it found fewer than it asked for: nothing more to do)."""
+    (those deleted, whether it found fewer than it asked for: nothing more to do)."""
     wanted = min(most, pace.size)
     started = time.monotonic()
     gone = await _delete_oldest(db, wanted, *conditions)
@@ -104,17 +102,17 @@ async def prune_older_than(
     batch: int = BATCH,
     statuses: Collection[str] | None = None,
     stopping: Callable[[], bool] = _never,
-) -> list[str]:
+) -> Gone:
     """Delete prunable messages received before `cutoff` (epoch seconds), only those whose
     derived status is one of `statuses` when given (a subset of DONE); return their ids.
     Stops between two transactions once `stopping()` says so (the server is stopping)."""
     if statuses is not None and not set(statuses) <= set(DONE):
         raise ValueError(f"only {', '.join(DONE)} mail can be pruned")
-    gone: list[str] = []
+    gone: Gone = {}
     pace = Pace(batch)
     while True:
         done, finished = await _delete_paced(db, pace, batch, *_older(cutoff, statuses))
-        gone.extend(done)
+        gone.update(done)
         if finished or stopping():
             return gone
 
@@ -131,11 +129,11 @@ async def count_older_than(
 
 async def prune_beyond(
     db: Database, max_messages: int, batch: int = BATCH, stopping: Callable[[], bool] = _never
-) -> list[str]:
+) -> Gone:
     """Delete the oldest prunable messages while more than `max_messages` are stored
     (counted once per pass, not per transaction: a count of a million rows is not free);
     stop between two transactions once `stopping()` says so."""
-    gone: list[str] = []
+    gone: Gone = {}
     pace = Pace(batch)
     while True:
         async with db.reader.connect() as conn:
@@ -145,7 +143,7 @@ async def prune_beyond(
             return gone
         while excess > 0:
             done, finished = await _delete_paced(db, pace, excess)
-            gone.extend(done)
+            gone.update(done)
             excess -= len(done)
             if finished and excess > 0:
                 return gone  # what is left beyond the limit is still in the queue

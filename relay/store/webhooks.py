@@ -272,6 +272,16 @@ class Webhooks:
             for url, states in found.items()
         }
 
+    async def backlog(self) -> dict[str, int]:
+        """How many events wait to be sent (pending), by webhook URL."""
+        query = (
+            select(webhook_event.c.webhook, func.count())
+            .where(webhook_event.c.state == PENDING)
+            .group_by(webhook_event.c.webhook)
+        )
+        async with self.db.reader.connect() as conn:
+            return {str(url): int(count) for url, count in await conn.execute(query)}
+
     async def resend(self, event_id: str, now: float, max_age: float) -> bool:
         """Send an event again ("send again"): pending from `now`, for another `max_age`
         seconds, whatever its state. False when there is no such event."""
