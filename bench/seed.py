@@ -21,6 +21,7 @@ from relay.config import Config
 from relay.ingest import Origin, submit
 from relay.mime.summary import TEXT_LIMIT
 from relay.store import Store
+from relay.store.rawzip import pack
 from relay.store.schema import message, message_raw, message_text, recipient
 from relay.store.search import search_text
 
@@ -64,7 +65,8 @@ def _message_rows(n: int, start: float, size: int = 0) -> dict[str, list[dict[st
                 else None, "tls": False, "read": i % 3 == 0,
             }
         )  # fmt: skip
-        rows["raw"].append({"message_id": mid, "data": raw})
+        stored = pack(raw)  # compressed, as ingest stores it
+        rows["raw"].append({"message_id": mid, "data": stored.data, "encoding": stored.encoding})
         rows["text"].append(
             {"message_id": mid, "text": search_text(subject, [sender, to], body, TEXT_LIMIT)}
         )

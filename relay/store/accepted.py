@@ -15,6 +15,7 @@ from relay import address, tagging
 from relay.mime.summary import TEXT_LIMIT, Summary
 from relay.status import Status
 from relay.store.chunks import chunked, split
+from relay.store.rawzip import Stored, pack
 from relay.store.schema import (
     message,
     message_raw,
@@ -55,6 +56,9 @@ class NewMessage:
     """Its tags (relay.tagging.tags_of), each once."""
     mailbox: str = "default"
     """The mailbox it is read from (relay.mailboxes.mailbox_for)."""
+    stored: Stored | None = None
+    """`raw` as message_raw keeps it (relay.store.rawzip.pack), when the caller made it
+    already (relay.ingest does, in a thread for large mail); None: made when stored."""
 
 
 @dataclass(frozen=True)
@@ -154,9 +158,10 @@ def message_rows(new: NewMessage) -> MessageRows:
         s.text,
         TEXT_LIMIT,
     )
+    stored = new.stored if new.stored is not None else pack(new.raw)
     return MessageRows(
         row,
-        {"message_id": new.id, "data": new.raw},
+        {"message_id": new.id, "data": stored.data, "encoding": stored.encoding},
         {"message_id": new.id, "text": text},
         recipients,
         tag_rows(new.id, new.tags),
