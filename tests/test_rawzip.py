@@ -10,14 +10,16 @@ import random
 from sqlalchemy import select, text
 
 from relay.config import StorageConfig
+from relay.query import parse
 from relay.status import Status
-from relay.store import Store
+from relay.store import Filter, Store
 from relay.store.chunks import CHUNK
 from relay.store.rawzip import PLAIN, ZLIB, head, pack, unpack
 from relay.store.schema import message_raw, message_raw_chunk
 from tests import mail
 from tests.queueing import new_message, open_store
 from tests.test_migrations import at_revision
+from tests.webkit import add, message
 
 MB = 1000 * 1000
 
@@ -91,7 +93,8 @@ async def test_a_40_mb_message_is_compressed_and_read_back_whole(db_url: str) ->
 async def test_rows_from_before_revision_0011_are_read_after_it(db_url: str) -> None:
     """Mail stored at revision 0010 (a 2 MB message in chunks on MySQL) keeps its bytes
     as they are through the upgrade and reads back exactly; mail compressed since is
-    written back plain by a downgrade to 0010, and both read right after upgrading again."""
+    written back plain by a downgrade to 0010 (its search text too, on SQLite), and both
+    read right after upgrading again."""
     await at_revision(db_url, "0010")
     small = new_message(["a@example.com"], raw=mail.plain(), status=Status.CAPTURED)
     large = new_message(["a@example.com"], raw=noise(2 * MB, 1), status=Status.CAPTURED)
@@ -115,6 +118,10 @@ async def test_rows_from_before_revision_0011_are_read_after_it(db_url: str) -> 
             rows = await conn.execute(text("SELECT message_id, data FROM message_raw"))
             firsts = {str(m): bytes(d) for m, d in rows}
         assert firsts[later.id] == later.raw  # plain again, as 0010 reads it
+        if store.db.is_sqlite:  # its search text too
+            async with store.db.reader.connect() as conn:
+                kinds = await conn.execute(text("SELECT DISTINCT typeof(text) FROM message_text"))
+                assert list(kinds.scalars()) == ["text"]
         await store.db.upgrade()
         for new in (small, large, later):
             assert await store.messages.raw(new.id) == new.raw
@@ -130,3 +137,47 @@ def test_a_head_asks_for_more_when_the_stored_prefix_is_too_short() -> None:
     assert head(data[:12], ZLIB, 200, 12) is None
     assert head(data, ZLIB, 200, len(data)) == raw[:200]
     assert head(data, ZLIB, 10 * len(raw), len(data)) == raw
+
+
+async def text_stored(store: Store, message_id: str) -> tuple[str, int]:
+    """SQLite: the type and length of a message's search text as message_text holds it."""
+    async with store.db.reader.connect() as conn:
+        query = text("SELECT typeof(text), length(text) FROM message_text WHERE message_id = :m")
+        kind, length = (await conn.execute(query, {"m": message_id})).one()
+        return str(kind), int(length)
+
+
+async def found(store: Store, q: str) -> list[str]:
+    """Ids of the messages a search lists, newest first, and the exact count agrees."""
+    page = await store.messages.page(0, 50, Filter(query=parse(q)))
+    counted, _unread = await store.messages.count_matching(Filter(query=parse(q)))
+    assert counted == len(page.messages)
+    return [m.id for m in page.messages]
+
+
+async def test_sqlite_search_text_is_compressed_and_found_indexed_or_not(
+    sqlite_store: Store,
+) -> None:
+    """On SQLite the search text of new mail is a compressed BLOB, a quarter of the text or
+    less; free text finds it before and after the indexer reaches it, beside a message
+    whose text was stored plain (before revision 0011), and a deleted one leaves the index
+    whole."""
+    body = " ".join(random.Random(3).choices(["invoice", "order", "report", "team"], k=600))
+    new = await add(sqlite_store, message("Quarterly figures", f"{body} the overhead projector"))
+    old = new_message(["a@example.com"], raw=message("Old", "an overheated server"))
+    await sqlite_store.messages.add(old, compress=False)
+    kind, length = await text_stored(sqlite_store, new)
+    assert kind == "blob" and length <= len(body) // 4
+    assert (await text_stored(sqlite_store, old.id))[0] == "text"
+    assert await found(sqlite_store, "head pro") == [new]  # scanned: not indexed yet
+    assert await found(sqlite_store, "overhea") == [old.id, new]
+    assert sqlite_store.indexer is not None
+    assert await sqlite_store.indexer.catch_up() == 2
+    assert await found(sqlite_store, "head pro") == [new]  # the index, then the text
+    assert await found(sqlite_store, "overhea") == [old.id, new]
+    assert await sqlite_store.delete_messages([new]) == [new]
+    await sqlite_store.indexer.catch_up()  # takes it out of the index with its text
+    async with sqlite_store.db.writer.begin() as conn:
+        await conn.execute(text("INSERT INTO message_fts (message_fts) VALUES ('integrity-check')"))
+    assert await found(sqlite_store, "overhea") == [old.id]
+    assert await found(sqlite_store, "projector") == []

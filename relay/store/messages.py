@@ -151,10 +151,11 @@ class Messages:
 
         Returns only after the commit: the caller may then answer 250. The SMTP path goes
         through `Store.add_message`, which groups concurrent messages into one commit.
-        `compress=False` writes the raw bytes as a relay before revision 0011 did: as they
-        are, naming no `encoding` column (what tests of the migrations write).
+        `compress=False` writes the raw bytes and search text as a relay before revision
+        0011 did: as they are, naming no `encoding` column (what tests of the migrations
+        write).
         """
-        rows = message_rows(new)
+        rows = message_rows(new, self.db.is_sqlite and compress)
         if rows.message["mailbox"] == DEFAULT_MAILBOX:
             # The column's server default says the same: left out, the insert also fits a
             # schema from before revision 0008 (what tests of the migrations write).

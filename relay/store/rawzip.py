@@ -12,6 +12,14 @@ level 6 23.7% in 71 µs (a 1 MB mail with an attachment: 48.7% in 15 ms against 
 30 ms); reading back costs 13 µs either way (`python -m bench.zlib_levels`; figures in
 docs/benchmarks.md, Target 3). Half the CPU on the ingest path for 1.4 points of size.
 
+The search text (`message_text.text`) is compressed too, on SQLite only (PostgreSQL keeps
+it in TOAST, compressed, and its trigram index reads it; MySQL's search scans it with
+LIKE): there a compressed row is a BLOB and a row from before revision 0011 TEXT, so the
+value's own type is the marker. SQL reads it through the function `TEXT_SQL` (`plain_text`,
+registered on every SQLite connection by relay.store.database): free-text search's LIKE
+and the search indexer, which gives FTS5 the text itself (the index never reads the
+external content back: FTS5's 'delete' is given the old text, and searches ask for rowids).
+
 A message is compressed once, where it is summarised (relay.ingest, in a thread when it is
 large), and read back by relay.store.messages (heads, raw, raws) and nowhere else: tests
 and tools that look at the table use `unpack`.
@@ -30,6 +38,10 @@ LEVEL = 1
 """zlib's compression level (see the module)."""
 IN_THREAD = 1 << 20
 """Callers decompress more stored bytes than this in a thread, off the event loop."""
+
+
+TEXT_SQL = "relay_text"
+"""The SQL function (SQLite) that gives a message_text.text value as text."""
 
 
 class Damaged(ValueError):
@@ -89,3 +101,19 @@ def head(prefix: bytes, encoding: int, limit: int, span: int) -> bytes | None:
 def head_span(limit: int) -> int:
     """Stored bytes to read first for a head of `limit` bytes: enough for most mail."""
     return 2 * limit + 1024
+
+
+def pack_text(text: str) -> str | bytes:
+    """A search text as SQLite's message_text keeps it: compressed (a BLOB) when that
+    makes it smaller, else as it is."""
+    data = text.encode()
+    packed = zlib.compress(data, LEVEL)
+    return packed if len(packed) < len(data) else text
+
+
+def plain_text(value: str | bytes | None) -> str | None:
+    """A message_text.text value as text (the SQL function `TEXT_SQL`): BLOBs are
+    compressed text, anything else is the text itself."""
+    if isinstance(value, bytes):
+        return zlib.decompress(value).decode()
+    return value

@@ -2,7 +2,9 @@
 
 Rows already there keep their bytes as they are: the column comes in as 0 (PLAIN) for
 them without touching a row (SQLite, PostgreSQL 11+ and MySQL 8 add a column with a
-constant default in place); rows written since are compressed (ZLIB, 1).
+constant default in place); rows written since are compressed (ZLIB, 1). On SQLite the
+search text of mail written since is compressed too, a BLOB where older rows hold TEXT
+(the type is the marker: no column, nothing to change here on the way up).
 
 Revision 0011, after 0010.
 """
@@ -48,8 +50,12 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     """Write every compressed message back as its bytes as received (in chunks on MySQL,
-    as revision 0010 keeps them), then drop the column."""
+    as revision 0010 keeps them), then drop the column; on SQLite every compressed search
+    text back as text."""
     conn = op.get_bind()
+    if conn.dialect.name == "sqlite":
+        for table in ("message_text", "message_fts_gone"):
+            _texts_plain(conn, table)
     chunked = conn.dialect.name in ("mysql", "mariadb")
     while True:
         ids = [
@@ -85,3 +91,14 @@ def _make_plain(conn: sa.Connection, message_id: str, chunked: bool) -> None:
     for seq, start in enumerate(range(CHUNK, len(raw), CHUNK), 1):
         piece = raw[start : start + CHUNK]
         conn.execute(sa.insert(_chunk).values(message_id=message_id, seq=seq, data=piece))
+
+
+def _texts_plain(conn: sa.Connection, table: str) -> None:
+    """SQLite: replace the compressed search texts (BLOBs) of `table` by their text."""
+    if not sa.inspect(conn).has_table(table):
+        return
+    find = sa.text(f"SELECT rowid, text FROM {table} WHERE typeof(text) = 'blob' LIMIT {BATCH}")
+    write = sa.text(f"UPDATE {table} SET text = :text WHERE rowid = :rowid")
+    while rows := conn.execute(find).all():
+        plain = [{"rowid": r, "text": zlib.decompress(t).decode()} for r, t in rows]
+        conn.execute(write, plain)
