@@ -102,7 +102,7 @@ async def seed(store: Store, count: int, batch: int = 2000, size: int = 0) -> fl
             await conn.execute(insert(message_text), rows["text"])
             await conn.execute(insert(recipient), rows["rcpt"])
         done += n
-    if not store.db.is_sqlite:
+    if not (store.db.is_sqlite or store.db.is_mysql):  # MariaDB: ANALYZE TABLE, by name
         async with store.db.writer.connect() as conn:
             await conn.execute(text("ANALYZE"))
             await conn.commit()
