@@ -29,6 +29,7 @@ from relay import ids
 from relay.config import Config, StorageConfig
 from relay.store import ErrorKey, QueueFilter, Store
 from relay.store.error_key import normalize
+from relay.store.rawzip import pack
 from relay.store.schema import message, message_raw, message_text, recipient
 from web import create_app
 
@@ -61,7 +62,8 @@ def _rows(n: int, start: float, rng: random.Random) -> dict[str, list[dict[str, 
                 "tls": False, "read": False,
             }
         )  # fmt: skip
-        rows["raw"].append({"message_id": mid, "data": raw})
+        stored = pack(raw)  # compressed, as ingest stores it
+        rows["raw"].append({"message_id": mid, "data": stored.data, "encoding": stored.encoding})
         rows["text"].append({"message_id": mid, "text": subject.lower()})
         for j in range(3):
             site = rng.randrange(40)

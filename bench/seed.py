@@ -21,6 +21,7 @@ from relay.config import Config
 from relay.ingest import Origin, submit
 from relay.mime.summary import TEXT_LIMIT
 from relay.store import Store
+from relay.store.rawzip import pack, pack_text
 from relay.store.schema import message, message_raw, message_text, recipient
 from relay.store.search import search_text
 
@@ -39,8 +40,11 @@ COMMON_WORD = "invoice"
 LARGE_SIZE = 1024 * 1024
 
 
-def _message_rows(n: int, start: float, size: int = 0) -> dict[str, list[dict[str, Any]]]:
-    """Rows of `n` messages; bodies of 80 to 400 words, or of about `size` bytes."""
+def _message_rows(
+    n: int, start: float, size: int = 0, sqlite: bool = False
+) -> dict[str, list[dict[str, Any]]]:
+    """Rows of `n` messages; bodies of 80 to 400 words, or of about `size` bytes; stored
+    as ingest stores them (relay.store.rawzip: on SQLite, `sqlite`, the text compressed)."""
     rng = random.Random(n + int(start))
     rows: dict[str, list[dict[str, Any]]] = {"message": [], "raw": [], "text": [], "rcpt": []}
     for i in range(n):
@@ -64,10 +68,10 @@ def _message_rows(n: int, start: float, size: int = 0) -> dict[str, list[dict[st
                 else None, "tls": False, "read": i % 3 == 0,
             }
         )  # fmt: skip
-        rows["raw"].append({"message_id": mid, "data": raw})
-        rows["text"].append(
-            {"message_id": mid, "text": search_text(subject, [sender, to], body, TEXT_LIMIT)}
-        )
+        stored = pack(raw)  # compressed, as ingest stores it
+        rows["raw"].append({"message_id": mid, "data": stored.data, "encoding": stored.encoding})
+        text = search_text(subject, [sender, to], body, TEXT_LIMIT)
+        rows["text"].append({"message_id": mid, "text": pack_text(text) if sqlite else text})
         status = rng.choice(STATUS_MIX)
         rows["rcpt"].append(
             {
@@ -91,14 +95,14 @@ async def seed(store: Store, count: int, batch: int = 2000, size: int = 0) -> fl
     done = 0
     while done < count:
         n = min(batch, count - done)
-        rows = _message_rows(n, start + done * 0.5, size)
+        rows = _message_rows(n, start + done * 0.5, size, store.db.is_sqlite)
         async with store.db.writer.begin() as conn:
             await conn.execute(insert(message), rows["message"])
             await conn.execute(insert(message_raw), rows["raw"])
             await conn.execute(insert(message_text), rows["text"])
             await conn.execute(insert(recipient), rows["rcpt"])
         done += n
-    if not store.db.is_sqlite:
+    if not (store.db.is_sqlite or store.db.is_mysql):  # MariaDB: ANALYZE TABLE, by name
         async with store.db.writer.connect() as conn:
             await conn.execute(text("ANALYZE"))
             await conn.commit()

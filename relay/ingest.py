@@ -22,6 +22,7 @@ from relay.mime.summary import TEXT_LIMIT, Summary
 from relay.offload import INGEST
 from relay.status import Status
 from relay.store import NewMessage, NewRecipient, Store
+from relay.store.rawzip import Stored, pack
 from relay.store.search import search_text
 
 _UNSAFE = re.compile(r"[^\x21-\x7e]")
@@ -169,7 +170,7 @@ async def submit(
     )
     raw = header + content
     del content  # a large message is held once, not twice, while it is parsed and stored
-    fields = await INGEST.run(len(raw), summary.summarize, raw)  # never raises
+    fields, stored = await INGEST.run(len(raw), _read, raw)  # never raises
     owner = origin.auth_user if origin.owns_mail else None
     mailbox = mailboxes.mailbox_for(config, owner, [r.address for r in routed])
     tags: tuple[str, ...] = ()
@@ -194,9 +195,16 @@ async def submit(
             tls=origin.tls,
             tags=tags,
             mailbox=mailbox,
+            stored=stored,
         )
     )
     return message_id
+
+
+def _read(raw: bytes) -> tuple[Summary, Stored]:
+    """A new message's summary and its bytes as stored (compressed): both read the whole
+    message, so both run where the summary does (a thread, for large mail)."""
+    return summary.summarize(raw), pack(raw)
 
 
 DSN_LISTENER = "dsn"

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from relay.store.rawzip import unpack
 from tests.serving import Ports, Serving, kill_if_running, write_config
 from tests.traffic import Arrivals, Crowd, WebBurst, messages, without_received
 from tests.upstream import Upstream
@@ -56,9 +57,10 @@ def upstream() -> Iterator[Upstream]:
 def _stored(db: Path) -> dict[str, tuple[bytes, bool]]:
     with sqlite3.connect(db) as conn:
         rows = conn.execute(
-            "SELECT m.id, r.data, m.read FROM message m JOIN message_raw r ON r.message_id = m.id"
+            "SELECT m.id, r.data, r.encoding, m.read FROM message m"
+            " JOIN message_raw r ON r.message_id = m.id"
         )
-        return {str(i): (bytes(data), bool(read)) for i, data, read in rows}
+        return {str(i): (unpack(data, encoding), bool(read)) for i, data, encoding, read in rows}
 
 
 @pytest.mark.parametrize("kill_point", ["ingest", "delivery", "web"])

@@ -20,6 +20,7 @@ from relay.mime import summary
 from relay.status import Status
 from relay.store import NewMessage, NewRecipient, Store, batch
 from relay.store.accepted import MESSAGE_TABLES, insert_rows, message_rows
+from relay.store.rawzip import unpack
 from relay.store.schema import message
 from tests import mail
 
@@ -246,4 +247,5 @@ async def test_sqlite_driver_inserts_store_what_sqlalchemy_stores(tmp_path: Path
             )
         await store.close()
     assert tables[0] == tables[1]
-    assert (news[0].id, raw) in tables[1]["message_raw"]
+    stored = {row[0]: unpack(row[1], row[2]) for row in tables[1]["message_raw"]}
+    assert stored[news[0].id] == raw

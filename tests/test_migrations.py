@@ -129,7 +129,7 @@ async def test_auto_migrate_upgrades_and_keeps_the_mail(
     try:
         # Messages.add names only the columns it fills, so it can write to the old schema
         # (the group commit's compiled insert names every column of the current one).
-        await old.messages.add(new)
+        await old.messages.add(new, compress=False)
     finally:
         await old.close()
     store = Store(StorageConfig(url=db_url, auto_migrate=True))
@@ -156,7 +156,7 @@ async def test_a_database_made_before_migrations_is_adopted(
     legacy = Store(StorageConfig(url=db_url))
     new = new_message(["a@example.com"])
     try:
-        await legacy.messages.add(new)
+        await legacy.messages.add(new, compress=False)
         state = await legacy.db.schema_state()
         assert (state.current, state.legacy, state.up_to_date) == (revision, True, False)
         await legacy.db.upgrade()
@@ -328,7 +328,8 @@ async def test_revision_0006_adds_the_destinations_state_to_mail_already_queued(
         assert "destination_state" not in await tables(store)
         waiting = [new_message([f"u{i}@example.com"], received_at=1000.0) for i in range(3)]
         for new in waiting:
-            await store.messages.add(new)  # names only the columns of the old schema
+            # names only the columns of the old schema
+            await store.messages.add(new, compress=False)
         await store.db.upgrade()
         batch = await store.queue.claim_batch("w", 1000.0, 300.0, 10, rate=lambda _: 2)
     assert (len(batch.claims), batch.picked) == (2, 3)

@@ -164,7 +164,7 @@ class Store:
         Messages that arrive together share one transaction (group commit); this returns
         only after the commit that holds `new`, so the caller may answer 250.
         """
-        rows = message_rows(new)
+        rows = message_rows(new, self.db.is_sqlite)
         events = self.outbox.received(new)
         if events:
             rows = dataclasses.replace(rows, events=events)

@@ -15,6 +15,7 @@ from relay import address, tagging
 from relay.mime.summary import TEXT_LIMIT, Summary
 from relay.status import Status
 from relay.store.chunks import chunked, split
+from relay.store.rawzip import Stored, pack, pack_text
 from relay.store.schema import (
     message,
     message_raw,
@@ -55,6 +56,9 @@ class NewMessage:
     """Its tags (relay.tagging.tags_of), each once."""
     mailbox: str = "default"
     """The mailbox it is read from (relay.mailboxes.mailbox_for)."""
+    stored: Stored | None = None
+    """`raw` as message_raw keeps it (relay.store.rawzip.pack), when the caller made it
+    already (relay.ingest does, in a thread for large mail); None: made when stored."""
 
 
 @dataclass(frozen=True)
@@ -106,8 +110,10 @@ def insert_rows(conn: Connection, batch: Sequence[MessageRows]) -> None:
         conn.execute(_CHUNKS, row)
 
 
-def message_rows(new: NewMessage) -> MessageRows:
-    """The rows of an accepted message, recipients deduplicated (first spelling kept)."""
+def message_rows(new: NewMessage, sqlite: bool = False) -> MessageRows:
+    """The rows of an accepted message, recipients deduplicated (first spelling kept);
+    its raw bytes compressed, and on SQLite (`sqlite`) its search text too
+    (relay.store.rawzip)."""
     seen: set[str] = set()
     recipients: list[dict[str, Any]] = []
     for rcpt in new.recipients:
@@ -154,10 +160,11 @@ def message_rows(new: NewMessage) -> MessageRows:
         s.text,
         TEXT_LIMIT,
     )
+    stored = new.stored if new.stored is not None else pack(new.raw)
     return MessageRows(
         row,
-        {"message_id": new.id, "data": new.raw},
-        {"message_id": new.id, "text": text},
+        {"message_id": new.id, "data": stored.data, "encoding": stored.encoding},
+        {"message_id": new.id, "text": pack_text(text) if sqlite else text},
         recipients,
         tag_rows(new.id, new.tags),
     )

@@ -56,6 +56,7 @@ from relay.store import migrate, mysql
 from relay.store.changes import record
 from relay.store.migrate import SchemaState
 from relay.store.notices import CHANNEL, payloads
+from relay.store.rawzip import TEXT_SQL, plain_text
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,8 @@ def _sqlite_setup(
         # Off only while migrating: rebuilding a table must not cascade to its children.
         cursor.execute(f"PRAGMA foreign_keys = {'ON' if foreign_keys else 'OFF'}")
         cursor.close()
+        # The search text, compressed at rest (relay.store.rawzip).
+        dbapi_connection.create_function(TEXT_SQL, 1, plain_text, deterministic=True)
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:

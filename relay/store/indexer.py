@@ -30,6 +30,7 @@ from sqlalchemy.engine import Connection
 
 from relay.store.batch import GroupCommit
 from relay.store.database import Database
+from relay.store.rawzip import TEXT_SQL
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +49,13 @@ _PENDING = text(
     " > (SELECT indexed_to FROM message_fts_state)"
     " OR EXISTS (SELECT 1 FROM message_fts_gone)"
 )
-_GONE = "SELECT rowid, text FROM message_fts_gone ORDER BY rowid LIMIT ?"
+# The texts as text: compressed ones are BLOBs (relay.store.rawzip), and FTS5 is given
+# exactly the text it indexed when it takes a row out.
+_GONE = f"SELECT rowid, {TEXT_SQL}(text) FROM message_fts_gone ORDER BY rowid LIMIT ?"
 _UNINDEX = "INSERT INTO message_fts (message_fts, rowid, text) VALUES ('delete', ?, ?)"
 _FORGET = "DELETE FROM message_fts_gone WHERE rowid = ?"
 _WATERMARK = "SELECT indexed_to FROM message_fts_state"
-_NEW = "SELECT rowid, text FROM message_text WHERE rowid > ? ORDER BY rowid LIMIT ?"
+_NEW = f"SELECT rowid, {TEXT_SQL}(text) FROM message_text WHERE rowid > ? ORDER BY rowid LIMIT ?"
 _INDEX = "INSERT INTO message_fts (rowid, text) VALUES (?, ?)"
 _ADVANCE = "UPDATE message_fts_state SET indexed_to = ?"
 

@@ -30,6 +30,7 @@ from relay.store.counts import Counts, RecipientStats, count_messages, count_rec
 from relay.store.database import Database
 from relay.store.memo import Memo
 from relay.store.notices import with_mailboxes
+from relay.store.rawzip import IN_THREAD, Damaged, head, head_span, unpack
 from relay.store.returning import delete_returning_sync, update_returning
 from relay.store.schema import message, message_raw, recipient
 from relay.store.search import Filter, ids_matching, where
@@ -50,6 +51,24 @@ async def delete_where(
     gone: Gone = {str(i): None if box is None else str(box) for i, box in rows}
     await db.notify(conn, "deleted", with_mailboxes(gone))
     return gone
+
+
+def _unpacked(
+    stored: dict[str, bytes], firsts: dict[str, bytes], meta: dict[str, tuple[int, int]]
+) -> dict[str, bytes]:
+    """The bytes as received of stored messages (id → stored bytes, put together from
+    their first chunks `firsts` on MySQL; `meta`: id → encoding and size); a message whose
+    chunks were deleted between the two reads is gone (left out), never cut short."""
+    whole: dict[str, bytes] = {}
+    for message_id, data in stored.items():
+        encoding, size = meta[message_id]
+        try:
+            raw = unpack(data, encoding)
+        except Damaged:
+            continue
+        if len(raw) == size or data is firsts[message_id]:
+            whole[message_id] = raw
+    return whole
 
 
 @dataclass(frozen=True)
@@ -145,17 +164,22 @@ class Messages:
         self._users = Memo(db, self._users_now)
         self._mailboxes = Memo(db, self._mailboxes_now)
 
-    async def add(self, new: NewMessage) -> None:
+    async def add(self, new: NewMessage, compress: bool = True) -> None:
         """Store the message, its raw bytes and its deduplicated recipients; commit.
 
         Returns only after the commit: the caller may then answer 250. The SMTP path goes
         through `Store.add_message`, which groups concurrent messages into one commit.
+        `compress=False` writes the raw bytes and search text as a relay before revision
+        0011 did: as they are, naming no `encoding` column (what tests of the migrations
+        write).
         """
-        rows = message_rows(new)
+        rows = message_rows(new, self.db.is_sqlite and compress)
         if rows.message["mailbox"] == DEFAULT_MAILBOX:
             # The column's server default says the same: left out, the insert also fits a
             # schema from before revision 0008 (what tests of the migrations write).
             del rows.message["mailbox"]
+        if not compress:
+            rows = dataclasses.replace(rows, raw={"message_id": new.id, "data": new.raw})
         async with self.db.writer.begin() as conn:
             await conn.run_sync(insert_rows, [rows])
             await self.db.notify(conn, "message", [new.id])
@@ -256,16 +280,29 @@ class Messages:
             return int(matching), int(unread_matching)
 
     async def heads(self, ids: list[str], limit: int = HEAD_BYTES) -> dict[str, bytes]:
-        """The first `limit` bytes of each message's raw form (its headers, in practice)."""
+        """The first `limit` bytes of each message's raw form (its headers, in practice),
+        decompressed from the beginning of what is stored (relay.store.rawzip.head)."""
         if not ids:
             return {}
+        found: dict[str, bytes] = {}
+        wanted, span = list(ids), head_span(limit)
         async with self.db.reader.connect() as conn:
-            result = await conn.execute(
-                select(message_raw.c.message_id, func.substr(message_raw.c.data, 1, limit)).where(
-                    message_raw.c.message_id.in_(ids)
+            while wanted:  # more of the stored bytes for heads their prefix did not hold
+                prefix = func.substr(message_raw.c.data, 1, span)
+                result = await conn.execute(
+                    select(message_raw.c.message_id, prefix, message_raw.c.encoding).where(
+                        message_raw.c.message_id.in_(wanted)
+                    )
                 )
-            )
-            return {str(row[0]): bytes(row[1]) for row in result}
+                wanted = []
+                for message_id, data, encoding in result:
+                    got = head(bytes(data), encoding, limit, span)
+                    if got is None:
+                        wanted.append(str(message_id))
+                    else:
+                        found[str(message_id)] = got
+                span *= 4
+        return found
 
     async def counts(self) -> Counts:
         """Messages in all, unread, and per derived status, for the navigation (counted
@@ -335,25 +372,29 @@ class Messages:
     async def raws(self, message_ids: Sequence[str], max_size: int | None) -> dict[str, bytes]:
         """The raw bytes of the messages of `message_ids` no larger than `max_size` (None:
         any size), in one query (on MySQL, one more for the chunks of those over a chunk:
-        relay.store.chunks); messages gone or larger are left out."""
+        relay.store.chunks), decompressed (relay.store.rawzip; in a thread when there is
+        much); messages gone or larger are left out."""
         if not message_ids:
             return {}
         query = (
-            select(message_raw.c.message_id, message_raw.c.data, message.c.size)
+            select(
+                message_raw.c.message_id, message_raw.c.data, message_raw.c.encoding, message.c.size
+            )
             .join(message, message.c.id == message_raw.c.message_id)
             .where(message_raw.c.message_id.in_(list(message_ids)))
         )
         if max_size is not None:
             query = query.where(message.c.size <= max_size)
         async with self.db.reader.connect() as conn:
-            sizes: dict[str, int] = {}
+            meta: dict[str, tuple[int, int]] = {}
             firsts: dict[str, bytes] = {}
-            for message_id, data, size in await conn.execute(query):
+            for message_id, data, encoding, size in await conn.execute(query):
                 firsts[str(message_id)] = bytes(data)
-                sizes[str(message_id)] = size
+                meta[str(message_id)] = (encoding, size)
             whole = await conn.run_sync(completed, firsts)
-        # A message deleted between the two reads is gone, never cut short.
-        return {m: data for m, data in whole.items() if len(data) == sizes[m] or data is firsts[m]}
+        if sum(map(len, whole.values())) > IN_THREAD:
+            return await asyncio.to_thread(_unpacked, whole, firsts, meta)
+        return _unpacked(whole, firsts, meta)
 
     async def mark_read(self, message_id: str, read: bool = True) -> None:
         """Mark a message read (or unread)."""

@@ -35,6 +35,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
 )
 
 from relay.store.mysql import key_text
@@ -89,6 +90,9 @@ message_raw = Table(
         "message_id", String(26), ForeignKey("message.id", ondelete="CASCADE"), primary_key=True
     ),
     Column("data", LargeBinary, nullable=False),
+    # How `data` holds the bytes as received: relay.store.rawzip.PLAIN (0, every row from
+    # before 0011) or ZLIB (1, compressed); read only through relay.store.rawzip; since 0011.
+    Column("encoding", Integer, nullable=False, server_default=text("0")),
 )
 
 message_text = Table(

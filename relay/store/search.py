@@ -48,6 +48,7 @@ from relay.query import (
 )
 from relay.status import PRECEDENCE, Status
 from relay.store.checks import LINK_KINDS, Kind
+from relay.store.rawzip import TEXT_SQL
 from relay.store.schema import message, message_check, message_tag, message_text, recipient
 
 TRIGRAM = 3
@@ -176,7 +177,11 @@ def fts_query(value: str) -> str:
 
 
 def _text_scan(value: str) -> ColumnElement[bool]:
-    return message_text.c.text.like(like_pattern(value), escape="\\")
+    """The search text holds `value`: on SQLite, where it may be compressed, read through
+    relay.store.rawzip's SQL function."""
+    pattern = like_pattern(value)
+    plain = getattr(func, TEXT_SQL)(message_text.c.text).like(pattern, escape="\\")
+    return ByDialect(plain, message_text.c.text.like(pattern, escape="\\"))
 
 
 def _text_condition(value: str) -> ColumnElement[bool]:
