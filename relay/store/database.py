@@ -40,12 +40,11 @@ import os
 import secrets
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from sqlalchemy import create_engine, event, func, select, text
+from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -56,77 +55,14 @@ from relay.store import migrate, mysql
 from relay.store.changes import record
 from relay.store.migrate import SchemaState
 from relay.store.notices import CHANNEL, payloads
-from relay.store.rawzip import TEXT_SQL, plain_text
+from relay.store.sqlite import sqlite_engine, sqlite_setup
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-_WAL_RETRY = 0.005
-"""Seconds between two tries to enter WAL mode while another connection writes."""
-
 _SQLALCHEMY_ONLY = ("prepared_statement_cache_size", "prepared_statement_name_func")
 """Connection parameters the SQLAlchemy asyncpg dialect takes that asyncpg itself does not."""
-
-
-def _sqlite_engine(
-    url: URL, storage: StorageConfig, begin: str, pool_size: int, foreign_keys: bool = True
-) -> AsyncEngine:
-    engine = create_async_engine(url, pool_size=pool_size, max_overflow=0, pool_timeout=60)
-    _sqlite_setup(engine.sync_engine, storage, begin, foreign_keys=foreign_keys)
-    return engine
-
-
-def _sqlite_setup(
-    engine: Engine,
-    storage: StorageConfig,
-    begin: str,
-    synchronous: str | None = None,
-    foreign_keys: bool = True,
-) -> None:
-    """Pragmas on every new connection, and our own BEGIN."""
-    busy_ms = int(storage.busy_timeout * 1000)
-    sync = (synchronous or storage.sqlite_synchronous).upper()
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Let us emit BEGIN ourselves (the driver would otherwise defer it).
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA busy_timeout = {busy_ms}")
-        enter_wal(cursor, storage.busy_timeout)
-        cursor.execute(f"PRAGMA synchronous = {sync}")
-        # Off only while migrating: rebuilding a table must not cascade to its children.
-        cursor.execute(f"PRAGMA foreign_keys = {'ON' if foreign_keys else 'OFF'}")
-        cursor.close()
-        # The search text, compressed at rest (relay.store.rawzip).
-        dbapi_connection.create_function(TEXT_SQL, 1, plain_text, deterministic=True)
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql(begin)
-
-
-def enter_wal(cursor: Any, timeout: float) -> None:
-    """Put the database in WAL mode (a no-op once it is), waiting up to `timeout` seconds.
-
-    Leaving the rollback journal needs the file to itself, and SQLite answers "database
-    is locked" at once, without its busy wait, when another connection writes meanwhile
-    (it could deadlock otherwise). That happens only while a new database is first opened
-    by several connections or processes together; try again until the others are done.
-    The short sleeps between tries block the calling thread (for aiosqlite connections,
-    the event loop), which is only ever the case during such a first open.
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            cursor.execute("PRAGMA journal_mode = WAL")
-            return
-        except Exception as exc:
-            busy = getattr(exc, "sqlite_errorname", "") == "SQLITE_BUSY"
-            if not (busy or "database is locked" in str(exc)) or time.monotonic() > deadline:
-                raise
-            time.sleep(_WAL_RETRY)
 
 
 def _server_engine(url: URL, storage: StorageConfig, is_mysql: bool) -> AsyncEngine:
@@ -155,8 +91,8 @@ class Database:
         if self.is_sqlite:
             if self.url.database in (None, "", ":memory:"):
                 raise StoreError("SQLite needs a file path: sqlite+aiosqlite:///path/to/relay.db")
-            self.writer = _sqlite_engine(self.url, storage, "BEGIN IMMEDIATE", pool_size=1)
-            self.reader = _sqlite_engine(self.url, storage, "BEGIN", pool_size=4)
+            self.writer = sqlite_engine(self.url, storage, "BEGIN IMMEDIATE", pool_size=1)
+            self.reader = sqlite_engine(self.url, storage, "BEGIN", pool_size=4)
             # The group commit's own connection, used from its own thread: a whole batch
             # costs one hop between threads instead of several per statement. With "full"
             # its commits leave the WAL to be synced by the group commit's other thread
@@ -173,7 +109,7 @@ class Database:
                 # preparing four INSERTs per batch costs microseconds.
                 connect_args={"check_same_thread": False, "cached_statements": 0},
             )
-            _sqlite_setup(self.commit_engine, storage, "BEGIN IMMEDIATE", "normal")
+            sqlite_setup(self.commit_engine, storage, "BEGIN IMMEDIATE", "normal")
             # The delivery queue's own connection and thread (`queue_write`): a claim or a
             # result is one hop between threads instead of several per statement, and its
             # commit waits for no sync (NORMAL), so no fsync stands between a 250 and the
@@ -184,7 +120,7 @@ class Database:
                 max_overflow=0,
                 connect_args={"check_same_thread": False},  # used by one thread at a time
             )
-            _sqlite_setup(self.queue_engine, storage, "BEGIN IMMEDIATE", "normal")
+            sqlite_setup(self.queue_engine, storage, "BEGIN IMMEDIATE", "normal")
         else:
             self.writer = _server_engine(self.url, storage, self.is_mysql)
             self.reader = self.writer
@@ -245,7 +181,7 @@ class Database:
     ) -> SchemaState:
         if self.is_sqlite:
             # Foreign keys off: rebuilding a table (Alembic's batch mode) must not cascade.
-            engine = _sqlite_engine(
+            engine = sqlite_engine(
                 self.url, self.storage, "BEGIN IMMEDIATE", pool_size=1, foreign_keys=False
             )
         else:
