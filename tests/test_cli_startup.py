@@ -28,15 +28,21 @@ try:
     runpy.run_module("relay", run_name="__main__", alter_sys=True)
 except SystemExit as exit:
     code = exit.code
-loaded = sorted({name.split(".")[0] for name in sys.modules})
 with open(out, "w") as fh:
-    json.dump({"code": code, "modules": loaded}, fh)
+    json.dump({"code": code, "modules": sorted(sys.modules)}, fh)
 """
 
 
 def run_relay(tmp_path: Path, *args: str, stdin: bytes = b"") -> tuple[int, set[str]]:
     """Run `relay ARGS` in a fresh interpreter: its exit code and the top-level packages
     it had imported by the end."""
+    code, modules = run_relay_modules(tmp_path, *args, stdin=stdin)
+    return code, {name.split(".")[0] for name in modules}
+
+
+def run_relay_modules(tmp_path: Path, *args: str, stdin: bytes = b"") -> tuple[int, set[str]]:
+    """Run `relay ARGS` in a fresh interpreter: its exit code and every module it had
+    imported by the end."""
     out = tmp_path / "probe.json"
     subprocess.run(
         [sys.executable, "-c", PROBE, str(out), *args],
@@ -82,3 +88,31 @@ def test_sendmail_sends_without_importing_a_server_library(tmp_path: Path) -> No
     assert code == 0
     assert server.delivered[0].rcpt_tos == ("ops@example.com",)
     assert not modules & set(SERVER_LIBRARIES)
+
+
+NOT_FOR_STATS = (
+    "starlette", "uvicorn", "jinja2", "web", "aiosmtpd", "aiosmtplib", "alembic", "httpx",
+    "dkim", "asyncpg", "relay.smtp", "relay.delivery", "relay.mime", "relay.checks",
+    "relay.store.queue", "relay.store.retention", "relay.store.webhooks", "relay.store.store",
+)  # fmt: skip
+"""What `relay stats` on SQLite must not import: the web, SMTP, delivery, MIME and
+migration code, the Store's other nouns, PostgreSQL's driver."""
+
+
+def test_stats_imports_the_database_and_counts_alone(tmp_path: Path) -> None:
+    """`relay stats` on a SQLite database opens only the database and its counts: none of
+    the web, SMTP, delivery, MIME, Alembic or asyncpg code is imported (each costs start-up
+    time that `relay stats` at a million messages cannot spare)."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'relay.db'}"
+    made = subprocess.run(
+        [sys.executable, "-m", "relay", "db", "upgrade", "--db", url],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert made.returncode == 0, made.stderr
+    code, modules = run_relay_modules(tmp_path, "stats", "--db", url, "--json")
+    assert code == 0
+    assert "sqlalchemy" in modules and "relay.store.counts" in modules
+    loaded = {n for n in NOT_FOR_STATS if any(m == n or m.startswith(f"{n}.") for m in modules)}
+    assert not loaded

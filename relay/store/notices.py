@@ -19,11 +19,12 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Collection, Mapping
-from typing import Any
-
-import asyncpg
+from typing import TYPE_CHECKING, Any
 
 from relay.store.events import Event, Events
+
+if TYPE_CHECKING:
+    import asyncpg
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +124,8 @@ class Notices(Feed):
             self.events.publish(Event(kind, message_id))
 
     async def _run(self) -> None:
+        import asyncpg  # PostgreSQL's alone: SQLite and MySQL (and `relay stats`) skip it
+
         delay = MIN_BACKOFF
         failures = 0
         while True:
