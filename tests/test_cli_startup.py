@@ -94,9 +94,10 @@ NOT_FOR_STATS = (
     "starlette", "uvicorn", "jinja2", "web", "aiosmtpd", "aiosmtplib", "alembic", "httpx",
     "dkim", "asyncpg", "relay.smtp", "relay.delivery", "relay.mime", "relay.checks",
     "relay.store.queue", "relay.store.retention", "relay.store.webhooks", "relay.store.store",
+    "sqlalchemy.orm",
 )  # fmt: skip
 """What `relay stats` on SQLite must not import: the web, SMTP, delivery, MIME and
-migration code, the Store's other nouns, PostgreSQL's driver."""
+migration code, the Store's other nouns, PostgreSQL's driver, SQLAlchemy's ORM."""
 
 
 def test_stats_imports_the_database_and_counts_alone(tmp_path: Path) -> None:
@@ -116,3 +117,45 @@ def test_stats_imports_the_database_and_counts_alone(tmp_path: Path) -> None:
     assert "sqlalchemy" in modules and "relay.store.counts" in modules
     loaded = {n for n in NOT_FOR_STATS if any(m == n or m.startswith(f"{n}.") for m in modules)}
     assert not loaded
+
+
+NOT_FOR_SERVE = (
+    "httpx", "cryptography", "sqlalchemy.orm", "sqlalchemy.dialects.postgresql",
+    "sqlalchemy.dialects.mysql", "asyncpg", "alembic",
+)  # fmt: skip
+"""What the server's code does not import until used: httpx (webhooks, link checks),
+`cryptography` (the development certificate), SQLAlchemy's ORM, the other databases'
+dialects and driver, Alembic (migrations)."""
+
+
+def imported_by(code: str) -> set[str]:
+    """Every module a fresh interpreter has imported after running `code`."""
+    probe = f"{code}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, timeout=60, check=True, cwd=ROOT
+    )
+    return set(json.loads(done.stdout.decode().splitlines()[-1]))
+
+
+def test_the_server_imports_what_it_uses_at_start() -> None:
+    """`relay serve`'s modules (the app, the web UI, the SMTP, delivery and store code)
+    leave httpx, `cryptography`, SQLAlchemy's ORM and the other databases' code to the
+    first use: each is start-up time that a relay on SQLite without webhooks never needs."""
+    modules = imported_by("import relay.app, relay.cli.serve, web, web.app")
+    assert "sqlalchemy.ext.asyncio.engine" in modules and "starlette" in modules
+    loaded = {n for n in NOT_FOR_SERVE if any(m == n or m.startswith(f"{n}.") for m in modules)}
+    assert not loaded
+
+
+def test_sqlalchemy_asyncio_is_whole_on_first_use() -> None:
+    """After the store's import (which loads only sqlalchemy.ext.asyncio's engine), the
+    package's other names still import, the ORM with them, as if imported as usual."""
+    modules = imported_by(
+        "import relay.store.database, sys\n"
+        "assert 'sqlalchemy.orm' not in sys.modules\n"
+        "from sqlalchemy.ext.asyncio import AsyncSession, AsyncEngine, create_async_engine\n"
+        "import sqlalchemy.ext.asyncio as package\n"
+        "assert package.async_sessionmaker and AsyncSession.__module__.endswith('session')\n"
+        "assert create_async_engine is package.create_async_engine"
+    )
+    assert "sqlalchemy.orm" in modules and "sqlalchemy.ext.asyncio.session" in modules

@@ -11,6 +11,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from relay.store import async_engine
+
 if TYPE_CHECKING:
     from relay.store.accepted import NewMessage, NewRecipient
     from relay.store.actions import Actions, Released
@@ -90,6 +92,8 @@ __all__ = [
     "Tags",
     "Webhooks",
 ]
+
+async_engine.load()  # before any module here imports sqlalchemy.ext.asyncio
 
 _HOMES: dict[str, str] = {
     "Actions": "relay.store.actions",
