@@ -94,10 +94,11 @@ NOT_FOR_STATS = (
     "starlette", "uvicorn", "jinja2", "web", "aiosmtpd", "aiosmtplib", "alembic", "httpx",
     "dkim", "asyncpg", "relay.smtp", "relay.delivery", "relay.mime", "relay.checks",
     "relay.store.queue", "relay.store.retention", "relay.store.webhooks", "relay.store.store",
-    "sqlalchemy.orm",
+    "sqlalchemy.orm", "http.client",
 )  # fmt: skip
 """What `relay stats` on SQLite must not import: the web, SMTP, delivery, MIME and
-migration code, the Store's other nouns, PostgreSQL's driver, SQLAlchemy's ORM."""
+migration code, the Store's other nouns, PostgreSQL's driver, SQLAlchemy's ORM, the other
+commands' own libraries."""
 
 
 def test_stats_imports_the_database_and_counts_alone(tmp_path: Path) -> None:
