@@ -160,3 +160,19 @@ def test_sqlalchemy_asyncio_is_whole_on_first_use() -> None:
         "assert create_async_engine is package.create_async_engine"
     )
     assert "sqlalchemy.orm" in modules and "sqlalchemy.ext.asyncio.session" in modules
+
+
+def test_every_name_the_store_exports_resolves() -> None:
+    """relay.store's names, imported on first use, are each the object its module
+    defines, and each of `__all__` has a module to come from (a name added to one list
+    and not the other fails here, not in a user's import)."""
+    import importlib
+
+    import relay.store as store
+
+    homes = store._HOMES
+    assert set(homes) == set(store.__all__)
+    for name, home in homes.items():
+        assert getattr(store, name) is getattr(importlib.import_module(home), name)
+    with pytest.raises(AttributeError):
+        getattr(store, "NoSuchName")  # noqa: B009
