@@ -9,6 +9,7 @@ import logging
 import signal
 import socket
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import uvicorn
 
@@ -17,7 +18,6 @@ from relay.chaos import Chaos
 from relay.config import ROLES, Config, ListenerConfig, resolved
 from relay.delivery.worker import Worker
 from relay.errors import StartupError
-from relay.events.worker import EventSender
 from relay.housekeeping import Retention
 from relay.logins import Authenticator
 from relay.metrics import Metrics
@@ -28,6 +28,9 @@ from relay.smtp.handler import Handler
 from relay.smtp.listener import Listener
 from relay.smtp.tls import listener_contexts
 from relay.store import Store
+
+if TYPE_CHECKING:
+    from relay.events.worker import EventSender
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +135,9 @@ class Relay:
         worker = Worker(config, self.store, metrics=self.metrics, chaos=self.chaos)
         self.metrics.watch_connections(worker.sender.open_connections)
         events = None
-        if config.webhook:
+        if config.webhook:  # the sender and httpx, only when there are webhooks
+            from relay.events.worker import EventSender
+
             events = EventSender(config.webhook, self.store, metrics=self.metrics)
         return retention, worker, events
 

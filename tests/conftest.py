@@ -8,6 +8,13 @@ from typing import Any
 
 import pytest
 
+# relay imports the PostgreSQL and MySQL dialects only for a connection of their own (and
+# Alembic brings them to migrate). pytester takes the modules a test imported out of
+# sys.modules after it, and SQLAlchemy's dialects register their SQL functions once per
+# import: a second import warns (an error here). Imported now, they are never taken out.
+import sqlalchemy.dialects.mysql
+import sqlalchemy.dialects.postgresql  # noqa: F401
+
 from relay.config import StorageConfig
 from relay.store import Store
 from tests import mysql, pg

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from relay.query import parse
-from relay.status import Status
+from relay.status import Status, message_status
 from relay.store import Filter, Indexer, Store, messages, search
+from relay.store import counts as counts_module
 from tests.webkit import add, message
 
 S = Status
@@ -176,6 +177,43 @@ async def test_counts_per_derived_status(store: Store) -> None:
         "captured": 1,
         "cancelled": 1,
     }
+
+
+MIXES = [
+    (S.DELIVERED,),
+    (S.DELIVERED, S.DELIVERED),
+    (S.DELIVERED, S.DEFERRED),
+    (S.DELIVERED, S.DELIVERED, S.FAILED),
+    (S.DELIVERED, S.HELD, S.CAPTURED),
+    (S.DELIVERED, S.QUEUED),
+    (S.DELIVERED, S.SENDING),
+    (S.DELIVERED, S.CANCELLED),
+    (S.DELIVERED, S.CAPTURED),
+    (S.FAILED, S.DEFERRED),
+    (S.HELD, S.HELD),
+    (S.CANCELLED, S.CAPTURED),
+    (S.CANCELLED,),
+    (S.CAPTURED,),
+]
+"""Messages' recipients: each status alone, twice, and beside every other."""
+
+
+async def test_counts_of_mixed_recipients_in_all_and_per_mailbox(store: Store) -> None:
+    """Each message counts once, as the status its recipients make it show, in all and in
+    its mailbox: the delivered count (the messages with a delivered recipient less those
+    with a queue one) too, with several delivered recipients or none but them."""
+    made = {}
+    for mix in MIXES:
+        rcpts = {f"r{i}@example.org": status for i, status in enumerate(mix)}
+        made[await add(store, message("Mixed", "m"), rcpts)] = message_status(mix)
+    counts = await store.messages.counts()
+    expected = {s.value: 0 for s in counts_module.SHOWN}
+    for shown in made.values():
+        expected[shown.value] += 1
+    assert counts.total == len(MIXES) and counts.by_status == expected
+    assert expected["delivered"] == 4 and expected["queued"] == 2
+    assert (await store.messages.counts_in("default")).by_status == expected
+    assert sum((await store.messages.counts_in("elsewhere")).by_status.values()) == 0
 
 
 async def test_paging_and_live_queries(store: Store) -> None:

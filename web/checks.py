@@ -18,18 +18,20 @@ import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 
 from relay import mime
 from relay.checks.html_compat import HtmlCheckResponse, check_html
-from relay.checks.links import LinkCheckOptions, LinkCheckResponse, check_links, extract_links
 from relay.checks.spam import SpamCheckResponse, Spamd
 from relay.offload import CHECKS
 from relay.store import Kind, Store
 from web.pages import config_of, store_of
 from web.structures import Structures, structures_of
+
+if TYPE_CHECKING:
+    from relay.checks.links import LinkCheckResponse
 
 JSON = dict[str, Any]
 
@@ -134,6 +136,10 @@ async def html_check(request: Request, message_id: str) -> HtmlCheckResponse:
 
 async def link_check(request: Request, message_id: str, follow: bool) -> LinkCheckResponse:
     """The link check of a message (following redirects or not: two answers)."""
+    # Here, not on top: the link checker brings httpx, which the server's start (and a
+    # relay whose UI never checks links) does without.
+    from relay.checks.links import LinkCheckOptions, check_links, extract_links
+
     store, structures = store_of(request), structures_of(request)
     options = LinkCheckOptions.from_config(config_of(request).checks)
 

@@ -13,7 +13,6 @@ is used, and none of the server's libraries is imported.
 from __future__ import annotations
 
 import argparse
-import http.client
 import sys
 from typing import Any
 
@@ -28,6 +27,8 @@ WILDCARDS = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}
 
 def probe(host: str, port: int, timeout: float) -> str | None:
     """Ask http://HOST:PORT/healthz; None when it answers 200, else what went wrong."""
+    import http.client  # here: every other command (`relay stats`) starts without it
+
     host = WILDCARDS.get(host, host)
     connection = http.client.HTTPConnection(host, port, timeout=timeout)
     try:

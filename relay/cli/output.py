@@ -15,6 +15,7 @@ from relay.config import Config, StorageConfig, load_config, with_overrides
 
 if TYPE_CHECKING:
     from relay.store import Store
+    from relay.store.database import Database
 
 EXIT_OK = 0  # done
 EXIT_FAILURE = 1  # the command could not do its job (the server failed to start)
@@ -52,30 +53,51 @@ def run_async(coroutine: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coroutine)
 
 
-async def open_existing(storage: StorageConfig) -> Store:
-    """The store of an existing relay database, never creating one; LookupError when
-    there is none (a missing SQLite file, an empty database) or its schema is another."""
-    import asyncio
+async def open_database(storage: StorageConfig) -> Database:
+    """An existing relay database, never creating one (`check_existing` says when it
+    raises LookupError). Only the database: a command that reads a few figures (`relay
+    stats`) loads none of the Store's queue, retention, webhooks or MIME code."""
+    from relay.store.database import Database  # here, not on top: see run_async
 
+    db = Database(storage)
+    try:
+        await check_existing(db)
+    except BaseException:
+        await db.close()
+        raise
+    return db
+
+
+async def open_existing(storage: StorageConfig) -> Store:
+    """The store of an existing relay database, never creating one (`check_existing`
+    says when it raises LookupError)."""
     from relay.store import Store  # here, not on top: see run_async
 
     store = Store(storage)
     try:
-        path = Path(str(store.db.url.database))
-        if store.db.is_sqlite and not await asyncio.to_thread(path.exists):
-            raise LookupError(f"no relay database at {store.db.url.database}")
-        schema = await store.db.schema_state()
-        if schema.current is None:
-            raise LookupError(f"no relay database at {store.db.display_url}")
-        if not schema.up_to_date:
-            raise LookupError(
-                f"the database schema is at revision {schema.describe()}, this relay needs"
-                f" {schema.head}: run `relay db upgrade`"
-            )
+        await check_existing(store.db)
     except BaseException:
         await store.close()
         raise
     return store
+
+
+async def check_existing(db: Database) -> None:
+    """Raise LookupError when `db` holds no relay database (a missing SQLite file, an
+    empty database) or its schema is another."""
+    import asyncio
+
+    path = Path(str(db.url.database))
+    if db.is_sqlite and not await asyncio.to_thread(path.exists):
+        raise LookupError(f"no relay database at {db.url.database}")
+    schema = await db.schema_state()
+    if schema.current is None:
+        raise LookupError(f"no relay database at {db.display_url}")
+    if not schema.up_to_date:
+        raise LookupError(
+            f"the database schema is at revision {schema.describe()}, this relay needs"
+            f" {schema.head}: run `relay db upgrade`"
+        )
 
 
 def print_json(data: Any, out: TextIO | None = None) -> None:

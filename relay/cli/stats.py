@@ -14,7 +14,7 @@ from relay.cli.output import (
     age,
     fail,
     load_for,
-    open_existing,
+    open_database,
     print_json,
     run_async,
     table,
@@ -25,16 +25,19 @@ from relay.errors import ConfigError
 
 async def gather(config: Config) -> dict[str, Any]:
     """The figures `relay stats` shows, as plain data."""
-    store = await open_existing(config.storage)
+    from relay.store.counts import count_messages, count_recipients  # see run_async
+
+    db = await open_database(config.storage)
     try:
-        counts = await store.messages.counts()
-        recipients = await store.messages.recipient_stats()
-        size = await store.db.size()
+        async with db.reader.connect() as conn:
+            counts = await count_messages(conn)
+            recipients = await count_recipients(conn)
+        size = await db.size()
     finally:
-        await store.close()
+        await db.close()
     oldest = recipients.oldest_deferred_at
     return {
-        "database": {"url": store.db.display_url, "size": size},
+        "database": {"url": db.display_url, "size": size},
         "messages": {"total": counts.total, "unread": counts.unread, **counts.by_status},
         "recipients": recipients.by_status,
         "queue_depth": recipients.queue_depth,

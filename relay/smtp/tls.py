@@ -15,7 +15,6 @@ from sqlalchemy.engine import make_url
 
 from relay.config import Config
 from relay.errors import StartupError
-from relay.smtp import devcert
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +44,8 @@ def dev_cert_dir(config: Config) -> Path:
 
 
 async def _dev_certificate(config: Config) -> tuple[str, str]:
+    from relay.smtp import devcert  # `cryptography`, only for a listener that needs it
+
     directory = dev_cert_dir(config)
     try:
         cert, key, made = await asyncio.to_thread(

@@ -8,6 +8,7 @@ delivered count walks that index too, which stays a cheap index-only scan.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import distinct, exists, false, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -29,23 +30,65 @@ class Counts:
     by_status: dict[str, int]
 
 
+QUEUE = frozenset(s.value for s in (Status.SENDING, Status.QUEUED, Status.DEFERRED,
+                                     Status.HELD, Status.FAILED))  # fmt: skip
+"""Recipient statuses the queue still owns or reports: few, beside the done-with mail."""
+
+
 async def _count_showing(conn: AsyncConnection, status: Status, mailbox: str | None) -> int:
-    other = recipient.alias("other")
-    query = select(func.count(distinct(recipient.c.message_id))).where(
-        recipient.c.status.in_(sorted(shown_as(status)))
-    )
-    if mailbox is not None:
-        query = query.where(
-            recipient.c.message_id.in_(select(message.c.id).where(message.c.mailbox == mailbox))
-        )
+    """Messages showing `status`: those with a recipient in it and none in a status that
+    outranks it (relay.status.PRECEDENCE).
+
+    A status of the queue is counted message by message (are any of its outranking
+    recipients there?), as are the few cancelled ones. On SQLite, "delivered", which only queue
+    statuses outrank and which is most of a relay's mail, is counted as the messages with
+    a delivered recipient less those of them that also have a queue recipient, found from
+    the queue's recipients (few) with one look at the (message, status) index each: at a
+    million messages on SQLite, 80,000 delivered recipients took 240 ms of CPU asked one
+    by one, 158 ms so (queue statuses were slower so: 28 and 40 ms became 49 and 57). On
+    SQLite only: PostgreSQL's anti-join already does it well, and its plan for the
+    subtraction (a hash semi-join over every delivered recipient) was slower (EXPLAIN
+    ANALYZE at 100,000: 13-20 ms before, 22-27 ms so). One statement: one snapshot.
+    """
+    statuses = sorted(shown_as(status))
     before = outranking(status)
-    if before:
-        query = query.where(
-            ~exists().where(
-                other.c.message_id == recipient.c.message_id, other.c.status.in_(sorted(before))
-            )
+
+    def within(column: Any) -> list[Any]:
+        if mailbox is None:
+            return []
+        return [column.in_(select(message.c.id).where(message.c.mailbox == mailbox))]
+
+    other = recipient.alias("other")
+    subtract = conn.dialect.name == "sqlite" and before and before <= QUEUE
+    if not subtract or QUEUE & set(statuses):
+        query = select(func.count(distinct(recipient.c.message_id))).where(
+            recipient.c.status.in_(statuses), *within(recipient.c.message_id)
         )
-    return int((await conn.execute(query)).scalar_one())
+        if before:
+            query = query.where(
+                ~exists().where(
+                    other.c.message_id == recipient.c.message_id,
+                    other.c.status.in_(sorted(before)),
+                )
+            )
+        return int((await conn.execute(query)).scalar_one())
+    having = (
+        select(func.count(distinct(recipient.c.message_id)))
+        .where(recipient.c.status.in_(statuses), *within(recipient.c.message_id))
+        .scalar_subquery()
+    )
+    outranked = (
+        select(func.count(distinct(other.c.message_id)))
+        .where(
+            other.c.status.in_(sorted(before)),
+            exists().where(
+                recipient.c.message_id == other.c.message_id, recipient.c.status.in_(statuses)
+            ),
+            *within(other.c.message_id),
+        )
+        .scalar_subquery()
+    )
+    return int((await conn.execute(select(having - outranked))).scalar_one())
 
 
 async def count_messages(conn: AsyncConnection, mailbox: str | None = None) -> Counts:

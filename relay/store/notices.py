@@ -19,12 +19,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Collection, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
-import asyncpg
-
 from relay.store.events import Event, Events
+
+if TYPE_CHECKING:
+    import asyncpg
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +138,8 @@ class Notices(Feed):
             self.events.publish(event_of(kind, item))
 
     async def _run(self) -> None:
+        import asyncpg  # PostgreSQL's alone: SQLite and MySQL (and `relay stats`) skip it
+
         delay = MIN_BACKOFF
         failures = 0
         while True:
