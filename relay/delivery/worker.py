@@ -70,6 +70,17 @@ class Group:
         return self.claims[0]
 
 
+@dataclass(frozen=True)
+class Looked:
+    """The end of a round of claims: when the queue was last looked at; with `last`, the
+    last claim took all it found and said when the queue next needs a look (`next_due`,
+    None: nothing waits), else that is still to ask."""
+
+    at: float
+    last: bool = False
+    next_due: float | None = None
+
+
 def group(claims: Sequence[Claim]) -> list[Group]:
     """Claims grouped per message per destination, in claim order."""
     groups: dict[tuple[str, Destination], list[Claim]] = {}
@@ -109,7 +120,7 @@ class Worker:
         self.rng = rng or random.Random()
         self.owner = f"{config.server.host_name}:{os.getpid()}:{secrets.token_hex(4)}"
         self.recorder = Recorder(store.queue, self.owner)
-        self.screen = Screen(store)
+        self.screen = Screen()
         self._wake = asyncio.Event()
         self.sleeping = asyncio.Event()  # set while nothing but a wake-up or a timer is left
         self._stopping = False
@@ -152,11 +163,14 @@ class Worker:
             self._wake.clear()
             delay = self.policy.poll_interval
             try:
-                claimed_at = await self._claim_all()
+                looked = await self._claim_all()
                 if not self._wake.is_set():  # woken meanwhile: claim again, no need to ask
                     # As of the last claim, not now: a recipient that fell due in between
                     # (a timer may fire a little early) is one to claim at once, not lost.
-                    due = await self.store.queue.next_due(claimed_at, self.owner)
+                    # The claim that took all that was due asked already, in its transaction.
+                    due = looked.next_due
+                    if not looked.last:
+                        due = await self.store.queue.next_due(looked.at, self.owner)
                     if due is not None:
                         delay = max(0.0, min(delay, due - self.clock.now()))
                 failures = 0
@@ -181,29 +195,30 @@ class Worker:
             if groups >= 2 * self.sender.settings(dest).max_connections
         }
 
-    async def _claim_all(self) -> float:
-        """Claim and launch what is due, batch after batch; the time of the last claim."""
+    async def _claim_all(self) -> Looked:
+        """Claim and launch what is due, batch after batch; when the queue was last looked
+        at, and what the last claim saw of when it next needs a look."""
         now = self.clock.now()
         while not self._stopping:
             room = self.policy.max_in_flight - len(self._in_flight)
             if room <= 0:
-                return now
+                return Looked(now)
             limit = min(self.policy.batch_size, room)
             now = self.clock.now()
             batch = await self.store.queue.claim_batch(
                 self.owner, now, self.policy.lease, limit, self._busy(), self._rate
             )
             claims = batch.claims
+            self.screen.note(claims, batch.suppressed)  # the suppressed among them
             try:  # one read for the batch, not one per message, of bytes not in memory
                 await self.store.prefetch_raw(c.message_id for c in claims)
             except Exception:  # each delivery reads its message itself then
                 log.exception("could not read the claimed messages ahead")
-            await self.screen.look(claims, now)  # the suppressed among them
             for g in group(claims):
                 self._launch(g)
             if batch.picked < limit:  # those made to wait for their destination count
-                return now
-        return now
+                return Looked(now, batch.last, batch.next_due)
+        return Looked(now)
 
     def _rate(self, destination: Destination) -> int:
         """A destination's messages per minute (0: no limit), for the claim."""

@@ -6,15 +6,18 @@ so that many processes split the due recipients without waiting on each other; o
 the write lock serialises them (the clause is left out there). The worker's claims, lease
 upkeep and results run through `Database.queue_write`: on SQLite one hop to the queue's own
 thread per transaction, committed without a sync of its own (at-least-once delivery needs
-none). Changes that make work due, or that the web UI shows, are announced to this process
-after the commit and to the others by NOTIFY at the commit.
+none). A claim also reads, in its own transaction, the suppression entries of what it
+leased and, when it took all that was due, when the queue next needs a look: no reads of
+their own stand between a claim and its sends. Changes that make work due, or that the
+web UI shows, are announced to this process after the commit and to the others by NOTIFY
+at the commit.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import (
@@ -36,7 +39,7 @@ from relay.store.error_key import normalize
 from relay.store.events import Events
 from relay.store.outbox import Change, Outbox
 from relay.store.schema import attempt, message, recipient
-from relay.store.suppressions import Suppressions, suppresses
+from relay.store.suppressions import Suppressed, Suppressions, lookup_sync, suppresses
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +148,14 @@ class Batch:
     """The messages of those made to wait."""
     states: list[State] = field(default_factory=list)
     """The states of the destinations it read (those that have one)."""
+    suppressed: dict[str, Suppressed] = field(default_factory=dict)
+    """The suppression list's entries for the claims' addresses, by dedup key, read in
+    the claim's transaction (no read of their own before the sends)."""
+    last: bool = False
+    """The claim took all it found (it picked fewer than its limit): `next_due` is known."""
+    next_due: float | None = None
+    """With `last`: when the next waiting recipient falls due or another owner's lease
+    lapses, as of the claim (`Queue.next_due`, asked in the claim's transaction)."""
 
 
 class Queue:
@@ -198,8 +209,8 @@ class Queue:
 
         def work(conn: Connection) -> Batch:
             ids = list(conn.execute(pick, params).scalars())
-            if not ids:
-                return Batch([], 0)
+            if not ids:  # the queue as of `now`: asked here, not in a read of its own after
+                return Batch([], 0, last=True, next_due=_next_due(conn, now, owner))
             ids += list(conn.execute(siblings, {**params, "ids": ids}).scalars())
             picked = [_claim(row) for row in conn.execute(_CLAIMED, {"ids": ids})]
             claims, states = picked, list[State]()
@@ -211,7 +222,11 @@ class Queue:
             )
             waiting = sorted({c.message_id for c in picked if c.id not in leased})
             self.db.notify_changes_sync(conn, waiting)
-            return Batch(claims, len(ids), waiting, states)
+            suppressed = lookup_sync(conn, [c.address for c in claims], now)
+            batch = Batch(claims, len(ids), waiting, states, suppressed)
+            if len(ids) < limit:  # all that was due: when to look again, as of now
+                batch = replace(batch, last=True, next_due=_next_due(conn, now, owner))
+            return batch
 
         batch = await self.db.queue_write(work)
         self.events.announce(batch.waiting)  # their next attempt moved
@@ -344,25 +359,7 @@ class Queue:
     async def next_due(self, now: float, owner: str) -> float | None:
         """When the next waiting recipient falls due, or another owner's lease lapses."""
         async with self.db.reader.connect() as conn:
-            waiting = (
-                await conn.execute(
-                    select(func.min(recipient.c.next_attempt_at)).where(
-                        recipient.c.status.in_([Status.QUEUED.value, Status.DEFERRED.value]),
-                        recipient.c.next_attempt_at > now,
-                    )
-                )
-            ).scalar()
-            lapsing = (
-                await conn.execute(
-                    select(func.min(recipient.c.lease_until)).where(
-                        recipient.c.status == Status.SENDING.value,
-                        recipient.c.lease_owner != owner,
-                        recipient.c.lease_until > now,
-                    )
-                )
-            ).scalar()
-        times = [float(t) for t in (waiting, lapsing) if t is not None]
-        return min(times) if times else None
+            return await conn.run_sync(_next_due, now, owner)
 
     def _raise(self, conn: Connection, results: Sequence[Result], now: float) -> None:
         """What recorded results raise in the same transaction: their webhooks' events,
@@ -389,6 +386,25 @@ class Queue:
             select(recipient.c.message_id).where(recipient.c.id.in_(list(ids))).distinct()
         )
         return list(rows.scalars())
+
+
+_NEXT_WAITING = select(func.min(recipient.c.next_attempt_at)).where(
+    recipient.c.status.in_([Status.QUEUED.value, Status.DEFERRED.value]),
+    recipient.c.next_attempt_at > bindparam("now"),
+)
+_NEXT_LAPSING = select(func.min(recipient.c.lease_until)).where(
+    recipient.c.status == Status.SENDING.value,
+    recipient.c.lease_owner != bindparam("owner"),
+    recipient.c.lease_until > bindparam("now"),
+)
+
+
+def _next_due(conn: Connection, now: float, owner: str) -> float | None:
+    """`Queue.next_due` in `conn`'s transaction."""
+    waiting = conn.execute(_NEXT_WAITING, {"now": now}).scalar()
+    lapsing = conn.execute(_NEXT_LAPSING, {"now": now, "owner": owner}).scalar()
+    times = [float(t) for t in (waiting, lapsing) if t is not None]
+    return min(times) if times else None
 
 
 def _record(conn: Connection, owner: str, results: Sequence[Result], now: float) -> list[int]:
