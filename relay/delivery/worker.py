@@ -12,30 +12,35 @@ signs its message first when its From domain has a DKIM key. A destination with 
 of twice its `max_connections` groups gets no more claims until it drains. Leases are
 renewed while deliveries run; on stop, deliveries in flight get `grace` seconds to finish
 and the rest give their leases back.
+
+On SQLite the worker also takes mail straight from ingest (relay.store.batch.HandOff): a
+message committed alone whose destinations have a lane free is leased to the worker in
+the transaction that stores it, with the same limits, pauses and suppression entries as
+a claim, and sent as soon as it is durable, with no claim, no wake-up and no read of its
+own; what it does not take (busy destinations, no room) is claimed as before.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import os
 import random
 import secrets
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 
-from relay import ingest
+from sqlalchemy.engine import Connection
+
 from relay.chaos import Chaos
 from relay.clock import Clock, SystemClock
 from relay.config import Config
 from relay.delivery import drills, dsn, retry, suppressed
+from relay.delivery.groups import Group, Looked, bounced, chunks, group, result_of, store_bounce
 from relay.delivery.lanes import Lanes
 from relay.delivery.mx import MxResolver
 from relay.delivery.recorder import Recorder
-from relay.delivery.retry import Reply
 from relay.delivery.sender import Sender, Sent
 from relay.delivery.signing import Signer
 from relay.delivery.suppressed import Screen
@@ -44,7 +49,9 @@ from relay.metrics import Metrics
 from relay.routing import Destination
 from relay.status import Status
 from relay.store import Claim, Result, Store, Suppressed
+from relay.store.accepted import MessageRows
 from relay.store.destinations import Outcome
+from relay.store.queue import Batch
 
 log = logging.getLogger(__name__)
 
@@ -55,43 +62,6 @@ deliveries, do not wake the worker: they make nothing due."""
 INTERNAL = "4.3.0"  # other or undefined mail system status
 RETRY_AFTER_ERROR = 1.0
 """Seconds before looking at the queue again after it could not be read (doubling)."""
-
-
-@dataclass(frozen=True)
-class Group:
-    """Recipients of one message for one destination: one SMTP transaction (or a few)."""
-
-    destination: Destination
-    claims: tuple[Claim, ...]
-
-    @property
-    def first(self) -> Claim:
-        """The first claim: message, sender and route are the same for all."""
-        return self.claims[0]
-
-
-@dataclass(frozen=True)
-class Looked:
-    """The end of a round of claims: when the queue was last looked at; with `last`, the
-    last claim took all it found and said when the queue next needs a look (`next_due`,
-    None: nothing waits), else that is still to ask."""
-
-    at: float
-    last: bool = False
-    next_due: float | None = None
-
-
-def group(claims: Sequence[Claim]) -> list[Group]:
-    """Claims grouped per message per destination, in claim order."""
-    groups: dict[tuple[str, Destination], list[Claim]] = {}
-    for claim in claims:
-        groups.setdefault((claim.message_id, claim.destination), []).append(claim)
-    return [Group(dest, tuple(members)) for (_, dest), members in groups.items()]
-
-
-def _chunks(claims: Sequence[Claim], size: int) -> Iterator[Sequence[Claim]]:
-    for start in range(0, len(claims), size):
-        yield claims[start : start + size]
 
 
 class Worker:
@@ -128,18 +98,71 @@ class Worker:
         self._jobs: set[asyncio.Task[None]] = set()
         self._in_flight: dict[int, Claim] = {}
         self._backlog: Counter[Destination] = Counter()
+        self._offered: dict[str, int] = {}  # messages ingest is committing for us: recipients
 
     async def start(self) -> None:
-        """Take back leases a killed process left (SQLite: this process owns the queue), run."""
+        """Take back leases a killed process left (SQLite: this process owns the queue), run;
+        on SQLite take mail from ingest too (`wanted`, `lease_sync`, `take`)."""
         if self.store.db.is_sqlite:
             freed = await self.store.queue.release_all_leases(self.clock.now())
             if freed:
                 log.warning("%d deliveries left unfinished by the last run are queued again", freed)
+            self.store.committer.hand_off = self
         self._tasks = [
             asyncio.create_task(self._listen(), name="delivery-events"),
             asyncio.create_task(self._run(), name="delivery-claims"),
             asyncio.create_task(self._renew(), name="delivery-leases"),
         ]
+
+    def wanted(self, batch: Sequence[MessageRows]) -> list[str]:
+        """Ingest offers the messages of a batch committed alone: those whose queued
+        recipients fit in the room left and whose destinations each have a lane free (a
+        busy destination's mail waits for the claims, in order). Room is kept for them
+        until `take`."""
+        if self._stopping:
+            return []
+        room = self.policy.max_in_flight - len(self._in_flight) - sum(self._offered.values())
+        wanted: list[str] = []
+        for rows in batch:
+            queued = [r for r in rows.recipients if r["status"] == Status.QUEUED.value]
+            if not queued or len(queued) > room:
+                continue
+            routes = {Destination.stored(r["route"], r["domain"]) for r in queued}
+            if any(self._backlog[d] >= self.sender.settings(d).max_connections for d in routes):
+                continue
+            message_id = str(rows.message["id"])
+            room -= len(queued)
+            self._offered[message_id] = len(queued)
+            wanted.append(message_id)
+        return wanted
+
+    def lease_sync(self, conn: Connection, message_ids: list[str]) -> Batch:
+        """In ingest's transaction (its own thread): lease the due recipients of
+        `message_ids` to this worker as a claim would."""
+        now, lease = self.clock.now(), self.policy.lease
+        return self.store.queue.hand_off_sync(conn, message_ids, self.owner, now, lease, self._rate)
+
+    def take(self, message_ids: list[str], leased: Batch | None) -> set[str]:
+        """Ingest committed what was leased to this worker (None: nothing): send it as a
+        claim's; the messages taken whole (the others wake the claims)."""
+        for message_id in message_ids:
+            self._offered.pop(message_id, None)
+        if leased is None or not leased.claims:
+            return set()
+        self.store.queue.leased(leased)
+        if self._stopping:  # too late to send: back to the queue for the next run
+            self._hand_back(leased.claims)
+            return set()
+        self.screen.note(leased.claims, leased.suppressed)
+        for g in group(leased.claims):
+            self._launch(g)
+        return {c.message_id for c in leased.claims} - set(leased.waiting)
+
+    def _hand_back(self, claims: Sequence[Claim]) -> None:
+        """Give back leases taken while stopping, in the background."""
+        task = asyncio.create_task(self._give_back([c.id for c in claims]))
+        self._jobs.add(task)
+        task.add_done_callback(self._jobs.discard)
 
     def poke(self) -> None:
         """Look at the queue now (tests call it after moving their clock)."""
@@ -256,7 +279,7 @@ class Worker:
             return
         raw = await self.signer.sign(first.message_id, raw)  # DKIM, when its From has a key
         settings = self.sender.settings(first.destination)
-        for chunk in _chunks(g.claims, settings.max_recipients):
+        for chunk in chunks(g.claims, settings.max_recipients):
             try:
                 await self._attempt(chunk, raw)
             except Exception:
@@ -345,7 +368,7 @@ class Worker:
             verdict = retry.decide(
                 reply, claim.attempts + 1, claim.received_at, now, self.policy, spread
             )
-            results.append(_result(claim, verdict, reply, sent.host, started, duration, injected))
+            results.append(result_of(claim, verdict, reply, sent.host, started, duration, injected))
             if verdict.gave_up:
                 log.warning("%s to=<%s>: giving up, too old", claim.message_id, claim.address)
             if verdict.status is Status.FAILED:
@@ -353,8 +376,8 @@ class Worker:
         if failures and self.policy.dsn and dsn.wanted(first.mail_from):
             # Before the result: a crash in between may bounce twice, never not at all.
             try:
-                if await self._bounce(first, raw, failures, now):
-                    results = [_bounced(r) for r in results]
+                if await store_bounce(self.store, self.config, first, raw, failures, now):
+                    results = [bounced(r) for r in results]
             except Exception:
                 log.exception("%s: could not store the bounce", first.message_id)
         await self.recorder.record(results, now, self._outcome(first.destination, sent))
@@ -381,22 +404,6 @@ class Worker:
         reason = None if pushed is None else str(pushed)
         return [Outcome(str(destination), reason, self.sender.limits(destination))]
 
-    async def _bounce(
-        self, claim: Claim, raw: bytes, failures: Sequence[dsn.Failure], now: float
-    ) -> bool:
-        """Store a DSN to the sender (relay.ingest): it is routed, and relayed or captured,
-        like any mail. Whether one was stored."""
-        data = dsn.build(
-            original=raw, mail_from=claim.mail_from, failures=failures,
-            hostname=self.config.server.host_name, received_at=claim.received_at, now=now,
-        )  # fmt: skip
-        bounce = await ingest.bounce(self.store, self.config, claim.mail_from, data, now)
-        if bounce is None:
-            log.info("%s: no bounce, the sender's route rejects it", claim.message_id)
-            return False
-        log.info("%s: bounce %s to <%s>", claim.message_id, bounce, claim.mail_from)
-        return True
-
     async def _give_back(self, claim_ids: Sequence[int]) -> None:
         try:
             await self.store.queue.give_back(self.owner, claim_ids, self.clock.now())
@@ -417,6 +424,8 @@ class Worker:
     async def stop(self, grace: float) -> None:
         """Stop claiming; let deliveries finish for `grace` s; give back what is left."""
         self._stopping = True
+        if self.store.committer.hand_off is self:
+            self.store.committer.hand_off = None
         self._wake.set()
         runner = self._tasks[1] if len(self._tasks) > 1 else None
         if runner is not None:
@@ -438,33 +447,3 @@ class Worker:
             log.info("delivery: %d unfinished deliveries queued again", len(left))
             self._in_flight.clear()
         await self.sender.close()
-
-
-def _result(
-    claim: Claim,
-    verdict: retry.Verdict,
-    reply: Reply,
-    host: str,
-    started: float,
-    duration: float,
-    injected: bool,
-) -> Result:
-    return Result(
-        recipient_id=claim.id,
-        message_id=claim.message_id,
-        status=verdict.status,
-        next_attempt_at=verdict.next_attempt_at,
-        code=reply.code,
-        enhanced=reply.enhanced,
-        text=reply.text,
-        host=host,
-        started_at=started,
-        duration=duration,
-        injected=injected,
-        address=claim.address,
-    )
-
-
-def _bounced(result: Result) -> Result:
-    """A failed result whose sender was sent a bounce (its `bounced` event)."""
-    return dataclasses.replace(result, bounced=result.status is Status.FAILED)

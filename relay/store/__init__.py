@@ -158,17 +158,22 @@ class Store:
         """Store an accepted message durably, then announce it.
 
         Messages that arrive together share one transaction (group commit); this returns
-        only after the commit that holds `new`, so the caller may answer 250.
+        only after the commit that holds `new`, so the caller may answer 250. Recipients
+        handed to the worker in that commit (relay.store.batch) wake no claim.
         """
         rows = message_rows(new)
         events = self.outbox.received(new)
         if events:
             rows = dataclasses.replace(rows, events=events)
-        await self.committer.add(rows)
         due = any(r.status is Status.QUEUED for r in new.recipients)
-        if due:
+        if due:  # before the commit: a hand-off sends it as soon as it is durable
             self.fresh.put(new.id, new.raw)
-        self.events.publish(Event("message", new.id, due=due))
+        try:
+            handed = await self.committer.add(rows)
+        except BaseException:
+            self.fresh.drop([new.id])
+            raise
+        self.events.publish(Event("message", new.id, due=due and not handed))
 
     async def raw_to_send(self, message_id: str) -> bytes | None:
         """The raw bytes of a message to deliver: from memory when it was just accepted

@@ -22,7 +22,6 @@ from typing import Any
 
 from sqlalchemy import (
     bindparam,
-    func,
     insert,
     select,
     update,
@@ -32,13 +31,13 @@ from sqlalchemy.engine import Connection
 from relay.routing import Destination
 from relay.status import Status
 from relay.store import destinations
-from relay.store.claims import IDS, claim_statements
+from relay.store.claims import CLAIMED, DUE_OF, LEASE, claim_statements, next_due_sync
 from relay.store.database import Database
 from relay.store.destinations import WAITING_AGAIN, Changes, Outcome, Seen, State
 from relay.store.error_key import normalize
 from relay.store.events import Events
 from relay.store.outbox import Change, Outbox
-from relay.store.schema import attempt, message, recipient
+from relay.store.schema import attempt, recipient
 from relay.store.suppressions import Suppressed, Suppressions, lookup_sync, suppresses
 
 log = logging.getLogger(__name__)
@@ -76,38 +75,8 @@ class Result:
     bounced: bool = False  # failed, and a bounce to the sender was stored
 
 
-_LEASE = (
-    update(recipient)
-    .where(recipient.c.id.in_(IDS))
-    .values(
-        status=Status.SENDING.value,
-        lease_owner=bindparam("owner"),
-        lease_until=bindparam("until"),
-        updated_at=bindparam("updated"),
-    )
-)
-"""Lease the recipients `ids` to `owner` until `until` (built once)."""
-
-_CLAIMED = (
-    select(
-        recipient.c.id,
-        recipient.c.message_id,
-        recipient.c.address,
-        recipient.c.route,
-        recipient.c.domain,
-        recipient.c.attempts,
-        message.c.mail_from,
-        message.c.received_at,
-    )
-    .join(message, message.c.id == recipient.c.message_id)
-    .where(recipient.c.id.in_(IDS))
-    .order_by(recipient.c.id)
-)
-"""What the worker needs of the recipients `ids` (built once)."""
-
-
 def _claim(row: Any) -> Claim:
-    """A claimed recipient from a row of `_CLAIMED`."""
+    """A claimed recipient from a row of `CLAIMED`."""
     destination = Destination.stored(row.route, row.domain)
     return Claim(
         row.id, row.message_id, row.address, destination, row.attempts, row.mail_from,
@@ -210,28 +179,65 @@ class Queue:
         def work(conn: Connection) -> Batch:
             ids = list(conn.execute(pick, params).scalars())
             if not ids:  # the queue as of `now`: asked here, not in a read of its own after
-                return Batch([], 0, last=True, next_due=_next_due(conn, now, owner))
+                return Batch([], 0, last=True, next_due=next_due_sync(conn, now, owner))
             ids += list(conn.execute(siblings, {**params, "ids": ids}).scalars())
-            picked = [_claim(row) for row in conn.execute(_CLAIMED, {"ids": ids})]
-            claims, states = picked, list[State]()
-            if rate is not None:
-                claims, states = destinations.admit(conn, picked, now, lease, rate)
-            leased = {c.id for c in claims}
-            conn.execute(
-                _LEASE, {"ids": list(leased), "owner": owner, "until": now + lease, "updated": now}
-            )
-            waiting = sorted({c.message_id for c in picked if c.id not in leased})
-            self.db.notify_changes_sync(conn, waiting)
-            suppressed = lookup_sync(conn, [c.address for c in claims], now)
-            batch = Batch(claims, len(ids), waiting, states, suppressed)
+            batch = self._lease_sync(conn, ids, owner, now, lease, rate)
             if len(ids) < limit:  # all that was due: when to look again, as of now
-                batch = replace(batch, last=True, next_due=_next_due(conn, now, owner))
+                batch = replace(batch, last=True, next_due=next_due_sync(conn, now, owner))
             return batch
 
         batch = await self.db.queue_write(work)
-        self.events.announce(batch.waiting)  # their next attempt moved
-        self.seen.note(batch.states)
+        self.leased(batch)
         return batch
+
+    def hand_off_sync(
+        self,
+        conn: Connection,
+        message_ids: Collection[str],
+        owner: str,
+        now: float,
+        lease: float,
+        rate: Callable[[Destination], int] | None = None,
+    ) -> Batch:
+        """In the transaction that stores `message_ids` (relay.store.batch, SQLite): lease
+        their due recipients to `owner` as a claim would (limits, pauses, suppression
+        entries), so that this process's worker sends them with no claim of its own. A
+        crash before they are sent leaves leases that lapse, and are claimed again, like
+        any other. Call `leased` with the batch once the transaction has committed."""
+        ids = list(conn.execute(DUE_OF, {"messages": list(message_ids), "now": now}).scalars())
+        if not ids:
+            return Batch([], 0)
+        return self._lease_sync(conn, ids, owner, now, lease, rate)
+
+    def leased(self, batch: Batch) -> None:
+        """After the commit of a claim or a hand-off: announce the messages made to wait
+        (their next attempt moved), remember the destinations' states it read."""
+        self.events.announce(batch.waiting)
+        self.seen.note(batch.states)
+
+    def _lease_sync(
+        self,
+        conn: Connection,
+        ids: Sequence[object],
+        owner: str,
+        now: float,
+        lease: float,
+        rate: Callable[[Destination], int] | None,
+    ) -> Batch:
+        """Lease the recipients `ids` to `owner`, those their destination lets go now (with
+        `rate`, destinations.admit), in `conn`'s transaction."""
+        picked = [_claim(row) for row in conn.execute(CLAIMED, {"ids": ids})]
+        claims, states = picked, list[State]()
+        if rate is not None:
+            claims, states = destinations.admit(conn, picked, now, lease, rate)
+        leased = {c.id for c in claims}
+        conn.execute(
+            LEASE, {"ids": list(leased), "owner": owner, "until": now + lease, "updated": now}
+        )
+        waiting = sorted({c.message_id for c in picked if c.id not in leased})
+        self.db.notify_changes_sync(conn, waiting)
+        suppressed = lookup_sync(conn, [c.address for c in claims], now)
+        return Batch(claims, len(ids), waiting, states, suppressed)
 
     async def finish(
         self, owner: str, results: Sequence[Result], now: float, outcomes: Sequence[Outcome] = ()
@@ -359,7 +365,7 @@ class Queue:
     async def next_due(self, now: float, owner: str) -> float | None:
         """When the next waiting recipient falls due, or another owner's lease lapses."""
         async with self.db.reader.connect() as conn:
-            return await conn.run_sync(_next_due, now, owner)
+            return await conn.run_sync(next_due_sync, now, owner)
 
     def _raise(self, conn: Connection, results: Sequence[Result], now: float) -> None:
         """What recorded results raise in the same transaction: their webhooks' events,
@@ -386,25 +392,6 @@ class Queue:
             select(recipient.c.message_id).where(recipient.c.id.in_(list(ids))).distinct()
         )
         return list(rows.scalars())
-
-
-_NEXT_WAITING = select(func.min(recipient.c.next_attempt_at)).where(
-    recipient.c.status.in_([Status.QUEUED.value, Status.DEFERRED.value]),
-    recipient.c.next_attempt_at > bindparam("now"),
-)
-_NEXT_LAPSING = select(func.min(recipient.c.lease_until)).where(
-    recipient.c.status == Status.SENDING.value,
-    recipient.c.lease_owner != bindparam("owner"),
-    recipient.c.lease_until > bindparam("now"),
-)
-
-
-def _next_due(conn: Connection, now: float, owner: str) -> float | None:
-    """`Queue.next_due` in `conn`'s transaction."""
-    waiting = conn.execute(_NEXT_WAITING, {"now": now}).scalar()
-    lapsing = conn.execute(_NEXT_LAPSING, {"now": now, "owner": owner}).scalar()
-    times = [float(t) for t in (waiting, lapsing) if t is not None]
-    return min(times) if times else None
 
 
 def _record(conn: Connection, owner: str, results: Sequence[Result], now: float) -> list[int]:
