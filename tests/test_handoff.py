@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from relay.status import Status
 from relay.store import Store
-from relay.store.queue import Batch
+from relay.store.queue import Batch, Lease
 from relay.store.schema import recipient
 from tests import upstream as up
 from tests.queueing import (
@@ -78,7 +78,7 @@ async def test_after_a_crash_mid_hand_off_the_lapsed_lease_is_claimed(
             await asyncio.wait_for(worker.sleeping.wait(), 10)
             committed: list[Batch | None] = []
 
-            def crash(message_ids: list[str], leased: Batch | None) -> set[str]:
+            def crash(lease: Lease, leased: Batch | None) -> set[str]:
                 committed.append(leased)  # and the process dies before it sends
                 return set()
 

@@ -31,8 +31,6 @@ import secrets
 from collections import Counter
 from collections.abc import Sequence
 
-from sqlalchemy.engine import Connection
-
 from relay.chaos import Chaos
 from relay.clock import Clock, SystemClock
 from relay.config import Config
@@ -51,7 +49,7 @@ from relay.status import Status
 from relay.store import Claim, Result, Store, Suppressed
 from relay.store.accepted import MessageRows
 from relay.store.destinations import Outcome
-from relay.store.queue import Batch
+from relay.store.queue import Batch, Lease
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +100,7 @@ class Worker:
 
     async def start(self) -> None:
         """Take back leases a killed process left (SQLite: this process owns the queue), run;
-        on SQLite take mail from ingest too (`wanted`, `lease_sync`, `take`)."""
+        on SQLite take mail from ingest too (`wanted`, `take`)."""
         if self.store.db.is_sqlite:
             freed = await self.store.queue.release_all_leases(self.clock.now())
             if freed:
@@ -114,13 +112,13 @@ class Worker:
             asyncio.create_task(self._renew(), name="delivery-leases"),
         ]
 
-    def wanted(self, batch: Sequence[MessageRows]) -> list[str]:
+    def wanted(self, batch: Sequence[MessageRows]) -> Lease | None:
         """Ingest offers the messages of a batch committed alone: those whose queued
         recipients fit in the room left and whose destinations each have a lane free (a
-        busy destination's mail waits for the claims, in order). Room is kept for them
-        until `take`."""
+        busy destination's mail waits for the claims, in order), on a claim's terms. Room
+        is kept for them until `take`."""
         if self._stopping:
-            return []
+            return None
         room = self.policy.max_in_flight - len(self._in_flight) - sum(self._offered.values())
         wanted: list[str] = []
         for rows in batch:
@@ -134,18 +132,14 @@ class Worker:
             room -= len(queued)
             self._offered[message_id] = len(queued)
             wanted.append(message_id)
-        return wanted
+        if not wanted:
+            return None
+        return Lease(wanted, self.owner, self.clock.now(), self.policy.lease, self._rate)
 
-    def lease_sync(self, conn: Connection, message_ids: list[str]) -> Batch:
-        """In ingest's transaction (its own thread): lease the due recipients of
-        `message_ids` to this worker as a claim would."""
-        now, lease = self.clock.now(), self.policy.lease
-        return self.store.queue.hand_off_sync(conn, message_ids, self.owner, now, lease, self._rate)
-
-    def take(self, message_ids: list[str], leased: Batch | None) -> set[str]:
-        """Ingest committed what was leased to this worker (None: nothing): send it as a
-        claim's; the messages taken whole (the others wake the claims)."""
-        for message_id in message_ids:
+    def take(self, lease: Lease, leased: Batch | None) -> set[str]:
+        """Ingest committed what `lease` leased to this worker (None: nothing): send it as
+        a claim's; the messages taken whole (the others wake the claims)."""
+        for message_id in lease.message_ids:
             self._offered.pop(message_id, None)
         if leased is None or not leased.claims:
             return set()

@@ -122,6 +122,7 @@ class Store:
         self.checks = Checks(self.db)
         self.mailboxes = Mailboxes(self.db)
         self.committer = GroupCommit(self.db)
+        self.committer.lease_sync = self.queue.hand_off_sync  # a worker's hand-off's
         # SQLite's search index is filled in the background (PostgreSQL keeps its own).
         self.indexer = Indexer(self.db, self.committer) if self.db.is_sqlite else None
         self.notices: Notices | None = None

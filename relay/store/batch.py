@@ -45,7 +45,7 @@ from sqlalchemy.engine import Connection, Dialect, Engine
 from relay.errors import StoreError
 from relay.store.accepted import MESSAGE_TABLES, MessageRows, insert_rows, table_rows
 from relay.store.database import Database
-from relay.store.queue import Batch
+from relay.store.queue import Batch, Lease
 
 log = logging.getLogger(__name__)
 
@@ -103,20 +103,15 @@ class HandOff(Protocol):
     """Who takes the queued recipients of messages committed alone: the delivery worker of
     this process (relay.delivery.worker)."""
 
-    def wanted(self, batch: Sequence[MessageRows]) -> list[str]:
+    def wanted(self, batch: Sequence[MessageRows]) -> Lease | None:
         """On the loop, before the commit: the messages of `batch` whose queued recipients
-        it takes (it keeps room for them until `take`)."""
+        it takes, and on what terms (it keeps room for them until `take`); None: none."""
         ...
 
-    def lease_sync(self, conn: Connection, message_ids: list[str]) -> Batch:
-        """In the commit thread, in the transaction that stores them: lease the due
-        recipients of `message_ids` (relay.store.queue.Queue.hand_off_sync)."""
-        ...
-
-    def take(self, message_ids: list[str], leased: Batch | None) -> set[str]:
-        """On the loop, once the batch is committed and durable: what was leased (None:
-        nothing, the transaction failed) for the messages it wanted; the messages whose
-        every queued recipient it took."""
+    def take(self, lease: Lease, leased: Batch | None) -> set[str]:
+        """On the loop, once the batch is committed and durable: what `lease` leased (None:
+        nothing, the transaction failed); the messages whose every queued recipient it
+        took."""
         ...
 
 
@@ -169,6 +164,9 @@ class GroupCommit:
         self.hand_off: HandOff | None = None
         """The delivery worker that takes the queued recipients of batches committed alone
         (set by the worker, on SQLite)."""
+        self.lease_sync: Callable[[Connection, Lease], Batch] | None = None
+        """How a hand-off leases, in the batch's transaction (the store sets
+        relay.store.queue.Queue.hand_off_sync)."""
         sqlite = db.commit_engine is not None
         # SQLite: a whole transaction runs in one thread, on the database's commit engine
         # (one hop between threads per batch, not one per statement); the syncs in another.
@@ -241,7 +239,7 @@ class GroupCommit:
                     # which saves two hops between threads; else hand over to the syncer.
                     inline = not self._pending and not self._unsynced and not self._syncing
                     # Alone, it may go straight to the worker (SQLite: the commit thread).
-                    handing = self._wanted(batch) if inline else []
+                    handing = self._wanted(batch) if inline else None
                     self._committing = True
                     leased: Batch | None = None
                     try:
@@ -268,25 +266,25 @@ class GroupCommit:
             self._pending.clear()
             raise
 
-    def _wanted(self, batch: list[_Pending]) -> list[str]:
-        """The messages of `batch` the worker takes (none without a worker, or off SQLite)."""
-        if self.hand_off is None or self._commit_thread is None:
-            return []
+    def _wanted(self, batch: list[_Pending]) -> Lease | None:
+        """What of `batch` the worker takes (nothing without a worker, or off SQLite)."""
+        if self.hand_off is None or self.lease_sync is None or self._commit_thread is None:
+            return None
         try:
             return self.hand_off.wanted([item.rows for item in batch])
         except Exception:  # the claims will find them
             log.exception("delivery hand-off: could not offer a batch")
-            return []
+            return None
 
-    def _take(self, handing: list[str], leased: Batch | None) -> set[str]:
+    def _take(self, handing: Lease | None, leased: Batch | None) -> set[str]:
         """Give the worker what was leased to it (it counted on `handing`); the messages it
         took whole."""
-        if not handing or self.hand_off is None:
+        if handing is None or self.hand_off is None:
             return set()
         try:
             return self.hand_off.take(handing, leased)
         except Exception:  # the leases lapse, and are claimed again
-            log.exception("delivery hand-off: could not hand over %d messages", len(handing))
+            log.exception("delivery hand-off: could not hand over %s", handing.message_ids)
             return set()
 
     async def _sync_batches(self) -> None:
@@ -329,7 +327,7 @@ class GroupCommit:
         return None
 
     async def _commit(
-        self, batch: list[_Pending], sync: bool, handing: list[str]
+        self, batch: list[_Pending], sync: bool, handing: Lease | None
     ) -> tuple[list[tuple[_Pending, OSError | None]], Batch | None]:
         """Commit `batch` in one transaction, else each message alone; settle the failures
         and return the committed, each with the error of its sync when `sync` asks for
@@ -345,7 +343,7 @@ class GroupCommit:
             committed = []
             for item in batch:
                 try:
-                    alone_error, _ = await self._transaction([item], sync, [])
+                    alone_error, _ = await self._transaction([item], sync, None)
                 except Exception as alone:  # noqa: BLE001 - handed to its caller
                     _settle(item, alone)
                 else:
@@ -358,7 +356,7 @@ class GroupCommit:
         return [(item, error) for item in batch], leased
 
     async def _transaction(
-        self, batch: list[_Pending], sync: bool, handing: list[str]
+        self, batch: list[_Pending], sync: bool, handing: Lease | None
     ) -> tuple[OSError | None, Batch | None]:
         rows = [item.rows for item in batch]
         if self._commit_thread is None:  # PostgreSQL: asyncpg is asynchronous all the way
@@ -372,7 +370,7 @@ class GroupCommit:
         )
 
     def _write(
-        self, rows: list[MessageRows], sync: bool, handing: list[str]
+        self, rows: list[MessageRows], sync: bool, handing: Lease | None
     ) -> tuple[OSError | None, Batch | None]:
         """One SQLite transaction, in the commit thread (BEGIN IMMEDIATE … COMMIT), that
         also leases the queued recipients of `handing` to the worker; the WAL sync after
@@ -387,8 +385,8 @@ class GroupCommit:
                 self._inserts.run(self._connection, rows)
             else:
                 insert_rows(self._connection, rows)
-            if handing and self.hand_off is not None:
-                leased = self.hand_off.lease_sync(self._connection, handing)
+            if handing is not None and self.lease_sync is not None:
+                leased = self.lease_sync(self._connection, handing)
         return (self._sync() if sync else None), leased
 
     def _disconnect(self) -> None:

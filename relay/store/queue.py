@@ -127,6 +127,18 @@ class Batch:
     lapses, as of the claim (`Queue.next_due`, asked in the claim's transaction)."""
 
 
+@dataclass(frozen=True)
+class Lease:
+    """A hand-off's terms (relay.store.batch.HandOff): the due recipients of `message_ids`
+    go to `owner` at `now` for `seconds`, as a claim with `rate` would lease them."""
+
+    message_ids: list[str]
+    owner: str
+    now: float
+    seconds: float
+    rate: Callable[[Destination], int] | None = None
+
+
 class Queue:
     """Recipients waiting for delivery, and the leases of those being sent."""
 
@@ -190,24 +202,17 @@ class Queue:
         self.leased(batch)
         return batch
 
-    def hand_off_sync(
-        self,
-        conn: Connection,
-        message_ids: Collection[str],
-        owner: str,
-        now: float,
-        lease: float,
-        rate: Callable[[Destination], int] | None = None,
-    ) -> Batch:
-        """In the transaction that stores `message_ids` (relay.store.batch, SQLite): lease
-        their due recipients to `owner` as a claim would (limits, pauses, suppression
-        entries), so that this process's worker sends them with no claim of its own. A
-        crash before they are sent leaves leases that lapse, and are claimed again, like
-        any other. Call `leased` with the batch once the transaction has committed."""
-        ids = list(conn.execute(DUE_OF, {"messages": list(message_ids), "now": now}).scalars())
+    def hand_off_sync(self, conn: Connection, lease: Lease) -> Batch:
+        """In the transaction that stores `lease.message_ids` (relay.store.batch, SQLite):
+        lease their due recipients to its owner as a claim would (limits, pauses,
+        suppression entries), so that this process's worker sends them with no claim of
+        its own. A crash before they are sent leaves leases that lapse, and are claimed
+        again, like any other. Call `leased` with the batch once it has committed."""
+        due = {"messages": lease.message_ids, "now": lease.now}
+        ids = list(conn.execute(DUE_OF, due).scalars())
         if not ids:
             return Batch([], 0)
-        return self._lease_sync(conn, ids, owner, now, lease, rate)
+        return self._lease_sync(conn, ids, lease.owner, lease.now, lease.seconds, lease.rate)
 
     def leased(self, batch: Batch) -> None:
         """After the commit of a claim or a hand-off: announce the messages made to wait
