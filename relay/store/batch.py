@@ -20,12 +20,13 @@ them. With "normal", the reply follows the commit. PostgreSQL syncs its own comm
 If a batch fails, its messages are committed again one by one, so that one bad message
 (say, an ID that clashes) gets its own error and the others still get their 250.
 
-A batch committed alone (the idle case) may hand its queued recipients to this process's
-delivery worker (`hand_off`, SQLite): they are leased to the worker in the same
-transaction that stores them, and given to it on the loop as soon as the batch is
-durable, so that a lone message goes out with no claim, no wake-up and no read between
-its 250 and its delivery. A crash in between leaves leases that lapse and are claimed
-again, like any other.
+A message committed alone (a batch of one, nothing else committing or syncing: the idle
+case) may hand its queued recipients to this process's delivery worker (`hand_off`,
+SQLite): they are leased to the worker in the same transaction that stores them, and
+given to it on the loop as soon as the batch is durable, so that the message goes out
+with no claim, no wake-up and no read between its 250 and its delivery. Larger batches
+(load) leave their recipients to the worker's claims, which take them 100 at a time. A
+crash in between leaves leases that lapse and are claimed again, like any other.
 """
 
 from __future__ import annotations
@@ -239,7 +240,7 @@ class GroupCommit:
                     # which saves two hops between threads; else hand over to the syncer.
                     inline = not self._pending and not self._unsynced and not self._syncing
                     # Alone, it may go straight to the worker (SQLite: the commit thread).
-                    handing = self._wanted(batch) if inline else None
+                    handing = self._wanted(batch) if inline and len(batch) == 1 else None
                     self._committing = True
                     leased: Batch | None = None
                     try:
