@@ -144,13 +144,19 @@ class Worker:
         if leased is None or not leased.claims:
             return set()
         self.store.queue.leased(leased)
-        if self._stopping:  # too late to send: back to the queue for the next run
-            self._hand_back(leased.claims)
-            return set()
         self.screen.note(leased.claims, leased.suppressed)
-        for g in group(leased.claims):
-            self._launch(g)
+        # On the loop's next turn: the 250 that ingest is about to send goes out first.
+        asyncio.get_running_loop().call_soon(self._launch_taken, leased.claims)
         return {c.message_id for c in leased.claims} - set(leased.waiting)
+
+    def _launch_taken(self, claims: Sequence[Claim]) -> None:
+        """Send what ingest handed over, as a claim's; while stopping, give it back."""
+        if self._stopping:  # too late to send: back to the queue for the next run
+            self.screen.forget(claims)
+            self._hand_back(claims)
+            return
+        for g in group(claims):
+            self._launch(g)
 
     def _hand_back(self, claims: Sequence[Claim]) -> None:
         """Give back leases taken while stopping, in the background."""

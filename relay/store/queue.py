@@ -30,7 +30,7 @@ from sqlalchemy.engine import Connection
 
 from relay.routing import Destination
 from relay.status import Status
-from relay.store import destinations
+from relay.store import destinations, handoff
 from relay.store.claims import CLAIMED, DUE_OF, LEASE, claim_statements, next_due_sync
 from relay.store.database import Database
 from relay.store.destinations import WAITING_AGAIN, Changes, Outcome, Seen, State
@@ -136,7 +136,7 @@ class Lease:
     owner: str
     now: float
     seconds: float
-    rate: Callable[[Destination], int] | None = None
+    rate: Callable[[Destination], int] = lambda _: 0
 
 
 class Queue:
@@ -207,9 +207,18 @@ class Queue:
         lease their due recipients to its owner as a claim would (limits, pauses,
         suppression entries), so that this process's worker sends them with no claim of
         its own. A crash before they are sent leaves leases that lapse, and are claimed
-        again, like any other. Call `leased` with the batch once it has committed."""
-        due = {"messages": lease.message_ids, "now": lease.now}
-        ids = list(conn.execute(DUE_OF, due).scalars())
+        again, like any other. Call `leased` with the batch once it has committed. On
+        SQLite the common case goes as plain statements (relay.store.handoff)."""
+        if conn.dialect.name != "sqlite":
+            due = {"messages": lease.message_ids, "now": lease.now}
+            ids = list(conn.execute(DUE_OF, due).scalars())
+        else:
+            picked = [_claim(row) for row in handoff.due(conn, lease.message_ids, lease.now)]
+            ids = [c.id for c in picked]
+            if picked and handoff.plain(conn, [c.destination for c in picked], lease.rate):
+                handoff.lease(conn, ids, lease.owner, lease.now + lease.seconds, lease.now)
+                found = handoff.suppressed(conn, [c.address for c in picked], lease.now)
+                return Batch(picked, len(ids), suppressed=found)
         if not ids:
             return Batch([], 0)
         return self._lease_sync(conn, ids, lease.owner, lease.now, lease.seconds, lease.rate)
