@@ -295,6 +295,32 @@ async def test_next_due_is_the_earliest_future_retry_or_foreign_lease(db_url: st
         assert await store.queue.next_due(now + 61, "w") == now + LEASE
 
 
+async def test_a_claim_reads_its_suppressed_and_when_to_look_again_itself(db_url: str) -> None:
+    """The claim's own transaction finds the suppression entries of what it leased and,
+    when it took all that was due, when the queue next needs a look: the worker reads
+    nothing of its own between the claim and the sends."""
+    async with open_store(db_url) as store:
+        now = 1000.0
+        await store.suppressions.add("gone@X.example", "550 5.1.1 no such user", now)
+        later = new_message(["b@x.example"], received_at=now)
+        await store.add_message(later)
+        (waiting,) = await store.queue.claim("other", now, LEASE, 1)
+        await store.queue.finish(
+            "other", [result(waiting.id, later.id, Status.DEFERRED, 451, "busy", now)], now
+        )
+        await store.add_message(new_message(["gone@x.example", "ok@x.example"], received_at=now))
+        batch = await store.queue.claim_batch("w", now, LEASE, 10)
+        assert sorted(c.address for c in batch.claims) == ["gone@x.example", "ok@x.example"]
+        assert list(batch.suppressed) == ["gone@x.example"]
+        assert batch.suppressed["gone@x.example"].reason == "550 5.1.1 no such user"
+        assert batch.last and batch.next_due == now + 60
+        full = await store.queue.claim_batch("w", now + 61, LEASE, 1)  # the limit is reached
+        assert [c.address for c in full.claims] == ["b@x.example"]
+        assert not full.last and full.suppressed == {}
+        empty = await store.queue.claim_batch("x", now + 61, LEASE, 1)  # w's leases lapse
+        assert empty.claims == [] and empty.last and empty.next_due == now + LEASE
+
+
 @pytest.mark.parametrize(
     ("action", "before", "after"),
     [

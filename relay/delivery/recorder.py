@@ -11,13 +11,8 @@ results are committed, or raises what the write raised.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import Sequence
 
-from relay.delivery import retry
-from relay.delivery.retry import Reply
-from relay.status import Status
-from relay.store import Claim
 from relay.store.destinations import Outcome
 from relay.store.queue import Queue, Result
 
@@ -85,34 +80,3 @@ def _settle(batch: Sequence[Waiting], error: BaseException | None) -> None:
         else:
             done.set_exception(error)
             done.exception()  # retrieved: a cancelled caller will never look at it
-
-
-def result_of(
-    claim: Claim,
-    verdict: retry.Verdict,
-    reply: Reply,
-    host: str,
-    started: float,
-    duration: float,
-    injected: bool,
-) -> Result:
-    """The result to record for `claim` from its reply and the verdict on it."""
-    return Result(
-        recipient_id=claim.id,
-        message_id=claim.message_id,
-        status=verdict.status,
-        next_attempt_at=verdict.next_attempt_at,
-        code=reply.code,
-        enhanced=reply.enhanced,
-        text=reply.text,
-        host=host,
-        started_at=started,
-        duration=duration,
-        injected=injected,
-        address=claim.address,
-    )
-
-
-def bounced(result: Result) -> Result:
-    """A failed result whose sender was sent a bounce (its `bounced` event)."""
-    return dataclasses.replace(result, bounced=result.status is Status.FAILED)

@@ -1,14 +1,15 @@
-"""Claims for suppressed addresses (relay.store.suppressions): found once per claim, then
-failed at once or held by the worker, without the upstream hearing of them."""
+"""Claims for suppressed addresses (relay.store.suppressions): found by the claim itself (in
+its transaction), then failed at once or held by the worker, without the upstream hearing
+of them."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from relay import address
 from relay.delivery import retry
 from relay.delivery.retry import Reply
-from relay.store import Claim, Store, Suppressed
+from relay.store import Claim, Suppressed
 
 NOT_AUTHORIZED = "5.7.1"
 """The enhanced code of a suppressed recipient's failure when its entry has none (an
@@ -23,15 +24,14 @@ def reply(entry: Suppressed) -> Reply:
 class Screen:
     """The suppressed recipients among the worker's claims."""
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
+    def __init__(self) -> None:
         self.listed: dict[int, Suppressed] = {}
 
-    async def look(self, claims: Sequence[Claim], now: float) -> int:
-        """Find which of `claims` are for suppressed addresses (one query); how many."""
-        if not claims:
+    def note(self, claims: Sequence[Claim], found: Mapping[str, Suppressed]) -> int:
+        """Note which of `claims` are for suppressed addresses, from `found` (the entries
+        their claim read, by dedup key: relay.store.queue.Batch.suppressed); how many."""
+        if not found:
             return 0
-        found = await self.store.suppressions.lookup([c.address for c in claims], now)
         for claim in claims:
             entry = found.get(address.dedup_key(claim.address))
             if entry is not None:

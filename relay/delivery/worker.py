@@ -12,6 +12,12 @@ signs its message first when its From domain has a DKIM key. A destination with 
 of twice its `max_connections` groups gets no more claims until it drains. Leases are
 renewed while deliveries run; on stop, deliveries in flight get `grace` seconds to finish
 and the rest give their leases back.
+
+On SQLite the worker also takes mail straight from ingest (relay.store.batch.HandOff): a
+message committed alone whose destinations have a lane free is leased to the worker in
+the transaction that stores it, with the same limits, pauses and suppression entries as
+a claim, and sent as soon as it is durable, with no claim, no wake-up and no read of its
+own; what it does not take (busy destinations, no room) is claimed as before.
 """
 
 from __future__ import annotations
@@ -23,17 +29,16 @@ import os
 import random
 import secrets
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 
-from relay import ingest
 from relay.chaos import Chaos
 from relay.clock import Clock, SystemClock
 from relay.config import Config
 from relay.delivery import drills, dsn, retry, suppressed
+from relay.delivery.groups import Group, Looked, bounced, chunks, group, result_of, store_bounce
 from relay.delivery.lanes import Lanes
 from relay.delivery.mx import MxResolver
-from relay.delivery.recorder import Recorder, bounced, result_of
+from relay.delivery.recorder import Recorder
 from relay.delivery.sender import Sender, Sent
 from relay.delivery.signing import Signer
 from relay.delivery.suppressed import Screen
@@ -42,7 +47,9 @@ from relay.metrics import Metrics
 from relay.routing import Destination
 from relay.status import Status
 from relay.store import Claim, Result, Store, Suppressed
+from relay.store.accepted import MessageRows
 from relay.store.destinations import Outcome
+from relay.store.queue import Batch, Lease
 
 log = logging.getLogger(__name__)
 
@@ -53,32 +60,6 @@ deliveries, do not wake the worker: they make nothing due."""
 INTERNAL = "4.3.0"  # other or undefined mail system status
 RETRY_AFTER_ERROR = 1.0
 """Seconds before looking at the queue again after it could not be read (doubling)."""
-
-
-@dataclass(frozen=True)
-class Group:
-    """Recipients of one message for one destination: one SMTP transaction (or a few)."""
-
-    destination: Destination
-    claims: tuple[Claim, ...]
-
-    @property
-    def first(self) -> Claim:
-        """The first claim: message, sender and route are the same for all."""
-        return self.claims[0]
-
-
-def group(claims: Sequence[Claim]) -> list[Group]:
-    """Claims grouped per message per destination, in claim order."""
-    groups: dict[tuple[str, Destination], list[Claim]] = {}
-    for claim in claims:
-        groups.setdefault((claim.message_id, claim.destination), []).append(claim)
-    return [Group(dest, tuple(members)) for (_, dest), members in groups.items()]
-
-
-def _chunks(claims: Sequence[Claim], size: int) -> Iterator[Sequence[Claim]]:
-    for start in range(0, len(claims), size):
-        yield claims[start : start + size]
 
 
 class Worker:
@@ -107,7 +88,7 @@ class Worker:
         self.rng = rng or random.Random()
         self.owner = f"{config.server.host_name}:{os.getpid()}:{secrets.token_hex(4)}"
         self.recorder = Recorder(store.queue, self.owner)
-        self.screen = Screen(store)
+        self.screen = Screen()
         self._wake = asyncio.Event()
         self.sleeping = asyncio.Event()  # set while nothing but a wake-up or a timer is left
         self._stopping = False
@@ -115,18 +96,73 @@ class Worker:
         self._jobs: set[asyncio.Task[None]] = set()
         self._in_flight: dict[int, Claim] = {}
         self._backlog: Counter[Destination] = Counter()
+        self._offered: dict[str, int] = {}  # messages ingest is committing for us: recipients
 
     async def start(self) -> None:
-        """Take back leases a killed process left (SQLite: this process owns the queue), run."""
+        """Take back leases a killed process left (SQLite: this process owns the queue), run;
+        on SQLite take mail from ingest too (`wanted`, `take`)."""
         if self.store.db.is_sqlite:
             freed = await self.store.queue.release_all_leases(self.clock.now())
             if freed:
                 log.warning("%d deliveries left unfinished by the last run are queued again", freed)
+            self.store.committer.hand_off = self
         self._tasks = [
             asyncio.create_task(self._listen(), name="delivery-events"),
             asyncio.create_task(self._run(), name="delivery-claims"),
             asyncio.create_task(self._renew(), name="delivery-leases"),
         ]
+
+    def wanted(self, batch: Sequence[MessageRows]) -> Lease | None:
+        """Ingest offers the messages of a batch committed alone: those whose queued
+        recipients fit in the room left and whose destinations each have a lane free (a
+        busy destination's mail waits for the claims, in order), on a claim's terms. Room
+        is kept for them until `take`."""
+        if self._stopping:
+            return None
+        room = self.policy.max_in_flight - len(self._in_flight) - sum(self._offered.values())
+        wanted: list[str] = []
+        for rows in batch:
+            queued = [r for r in rows.recipients if r["status"] == Status.QUEUED.value]
+            if not queued or len(queued) > room:
+                continue
+            routes = {Destination.stored(r["route"], r["domain"]) for r in queued}
+            if any(self._backlog[d] >= self.sender.settings(d).max_connections for d in routes):
+                continue
+            message_id = str(rows.message["id"])
+            room -= len(queued)
+            self._offered[message_id] = len(queued)
+            wanted.append(message_id)
+        if not wanted:
+            return None
+        return Lease(wanted, self.owner, self.clock.now(), self.policy.lease, self._rate)
+
+    def take(self, lease: Lease, leased: Batch | None) -> set[str]:
+        """Ingest committed what `lease` leased to this worker (None: nothing): send it as
+        a claim's; the messages taken whole (the others wake the claims)."""
+        for message_id in lease.message_ids:
+            self._offered.pop(message_id, None)
+        if leased is None or not leased.claims:
+            return set()
+        self.store.queue.leased(leased)
+        self.screen.note(leased.claims, leased.suppressed)
+        # On the loop's next turn: the 250 that ingest is about to send goes out first.
+        asyncio.get_running_loop().call_soon(self._launch_taken, leased.claims)
+        return {c.message_id for c in leased.claims} - set(leased.waiting)
+
+    def _launch_taken(self, claims: Sequence[Claim]) -> None:
+        """Send what ingest handed over, as a claim's; while stopping, give it back."""
+        if self._stopping:  # too late to send: back to the queue for the next run
+            self.screen.forget(claims)
+            self._hand_back(claims)
+            return
+        for g in group(claims):
+            self._launch(g)
+
+    def _hand_back(self, claims: Sequence[Claim]) -> None:
+        """Give back leases taken while stopping, in the background."""
+        task = asyncio.create_task(self._give_back([c.id for c in claims]))
+        self._jobs.add(task)
+        task.add_done_callback(self._jobs.discard)
 
     def poke(self) -> None:
         """Look at the queue now (tests call it after moving their clock)."""
@@ -150,10 +186,14 @@ class Worker:
             self._wake.clear()
             delay = self.policy.poll_interval
             try:
-                claimed_at = await self._claim_all()
+                looked = await self._claim_all()
                 if not self._wake.is_set():  # woken meanwhile: claim again, no need to ask
-                    # As of the claim: what fell due since (an early timer) is claimed now.
-                    due = await self.store.queue.next_due(claimed_at, self.owner)
+                    # As of the last claim, not now: a recipient that fell due in between
+                    # (a timer may fire a little early) is one to claim at once, not lost.
+                    # The claim that took all that was due asked already, in its transaction.
+                    due = looked.next_due
+                    if not looked.last:
+                        due = await self.store.queue.next_due(looked.at, self.owner)
                     if due is not None:
                         delay = max(0.0, min(delay, due - self.clock.now()))
                 failures = 0
@@ -178,29 +218,30 @@ class Worker:
             if groups >= 2 * self.sender.settings(dest).max_connections
         }
 
-    async def _claim_all(self) -> float:
-        """Claim and launch what is due, batch after batch; the time of the last claim."""
+    async def _claim_all(self) -> Looked:
+        """Claim and launch what is due, batch after batch; when the queue was last looked
+        at, and what the last claim saw of when it next needs a look."""
         now = self.clock.now()
         while not self._stopping:
             room = self.policy.max_in_flight - len(self._in_flight)
             if room <= 0:
-                break
+                return Looked(now)
             limit = min(self.policy.batch_size, room)
             now = self.clock.now()
             batch = await self.store.queue.claim_batch(
                 self.owner, now, self.policy.lease, limit, self._busy(), self._rate
             )
             claims = batch.claims
+            self.screen.note(claims, batch.suppressed)  # the suppressed among them
             try:  # one read for the batch, not one per message, of bytes not in memory
                 await self.store.prefetch_raw(c.message_id for c in claims)
             except Exception:  # each delivery reads its message itself then
                 log.exception("could not read the claimed messages ahead")
-            await self.screen.look(claims, now)  # the suppressed among them
             for g in group(claims):
                 self._launch(g)
             if batch.picked < limit:  # those made to wait for their destination count
-                break
-        return now
+                return Looked(now, batch.last, batch.next_due)
+        return Looked(now)
 
     def _rate(self, destination: Destination) -> int:
         """A destination's messages per minute (0: no limit), for the claim."""
@@ -238,7 +279,7 @@ class Worker:
             return
         raw = await self.signer.sign(first.message_id, raw)  # DKIM, when its From has a key
         settings = self.sender.settings(first.destination)
-        for chunk in _chunks(g.claims, settings.max_recipients):
+        for chunk in chunks(g.claims, settings.max_recipients):
             try:
                 await self._attempt(chunk, raw)
             except Exception:
@@ -335,7 +376,7 @@ class Worker:
         if failures and self.policy.dsn and dsn.wanted(first.mail_from):
             # Before the result: a crash in between may bounce twice, never not at all.
             try:
-                if await self._bounce(first, raw, failures, now):
+                if await store_bounce(self.store, self.config, first, raw, failures, now):
                     results = [bounced(r) for r in results]
             except Exception:
                 log.exception("%s: could not store the bounce", first.message_id)
@@ -363,22 +404,6 @@ class Worker:
         reason = None if pushed is None else str(pushed)
         return [Outcome(str(destination), reason, self.sender.limits(destination))]
 
-    async def _bounce(
-        self, claim: Claim, raw: bytes, failures: Sequence[dsn.Failure], now: float
-    ) -> bool:
-        """Store a DSN to the sender (relay.ingest): it is routed, and relayed or captured,
-        like any mail. Whether one was stored."""
-        data = dsn.build(
-            original=raw, mail_from=claim.mail_from, failures=failures,
-            hostname=self.config.server.host_name, received_at=claim.received_at, now=now,
-        )  # fmt: skip
-        bounce = await ingest.bounce(self.store, self.config, claim.mail_from, data, now)
-        if bounce is None:
-            log.info("%s: no bounce, the sender's route rejects it", claim.message_id)
-            return False
-        log.info("%s: bounce %s to <%s>", claim.message_id, bounce, claim.mail_from)
-        return True
-
     async def _give_back(self, claim_ids: Sequence[int]) -> None:
         try:
             await self.store.queue.give_back(self.owner, claim_ids, self.clock.now())
@@ -399,6 +424,8 @@ class Worker:
     async def stop(self, grace: float) -> None:
         """Stop claiming; let deliveries finish for `grace` s; give back what is left."""
         self._stopping = True
+        if self.store.committer.hand_off is self:
+            self.store.committer.hand_off = None
         self._wake.set()
         runner = self._tasks[1] if len(self._tasks) > 1 else None
         if runner is not None:

@@ -19,6 +19,14 @@ them. With "normal", the reply follows the commit. PostgreSQL syncs its own comm
 
 If a batch fails, its messages are committed again one by one, so that one bad message
 (say, an ID that clashes) gets its own error and the others still get their 250.
+
+A message committed alone (a batch of one, nothing else committing or syncing: the idle
+case) may hand its queued recipients to this process's delivery worker (`hand_off`,
+SQLite): they are leased to the worker in the same transaction that stores them, and
+given to it on the loop as soon as the batch is durable, so that the message goes out
+with no claim, no wake-up and no read between its 250 and its delivery. Larger batches
+(load) leave their recipients to the worker's claims, which take them 100 at a time. A
+crash in between leaves leases that lapse and are claimed again, like any other.
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Boolean, Float, Integer, LargeBinary, String, Table, insert
 from sqlalchemy.engine import Connection, Dialect, Engine
@@ -38,6 +46,7 @@ from sqlalchemy.engine import Connection, Dialect, Engine
 from relay.errors import StoreError
 from relay.store.accepted import MESSAGE_TABLES, MessageRows, insert_rows, table_rows
 from relay.store.database import Database
+from relay.store.queue import Batch, Lease
 
 log = logging.getLogger(__name__)
 
@@ -91,17 +100,33 @@ class DriverInserts:
                 )
 
 
+class HandOff(Protocol):
+    """Who takes the queued recipients of messages committed alone: the delivery worker of
+    this process (relay.delivery.worker)."""
+
+    def wanted(self, batch: Sequence[MessageRows]) -> Lease | None:
+        """On the loop, before the commit: the messages of `batch` whose queued recipients
+        it takes, and on what terms (it keeps room for them until `take`); None: none."""
+        ...
+
+    def take(self, lease: Lease, leased: Batch | None) -> set[str]:
+        """On the loop, once the batch is committed and durable: what `lease` leased (None:
+        nothing, the transaction failed); the messages whose every queued recipient it
+        took."""
+        ...
+
+
 @dataclass(frozen=True)
 class _Pending:
     rows: MessageRows
-    done: asyncio.Future[None]
+    done: asyncio.Future[bool]
 
 
-def _settle(item: _Pending, error: BaseException | None = None) -> None:
+def _settle(item: _Pending, error: BaseException | None = None, handed: bool = False) -> None:
     if item.done.done():  # the caller went away (connection lost): nothing to tell
         return
     if error is None:
-        item.done.set_result(None)
+        item.done.set_result(handed)
     else:
         item.done.set_exception(error)
 
@@ -137,6 +162,12 @@ class GroupCommit:
         self._last_active = time.monotonic()
         self.on_commit: list[Callable[[], None]] = []
         """Called on the loop after each batch is committed (the search indexer's wake-up)."""
+        self.hand_off: HandOff | None = None
+        """The delivery worker that takes the queued recipients of batches committed alone
+        (set by the worker, on SQLite)."""
+        self.lease_sync: Callable[[Connection, Lease], Batch] | None = None
+        """How a hand-off leases, in the batch's transaction (the store sets
+        relay.store.queue.Queue.hand_off_sync)."""
         sqlite = db.commit_engine is not None
         # SQLite: a whole transaction runs in one thread, on the database's commit engine
         # (one hop between threads per batch, not one per statement); the syncs in another.
@@ -161,8 +192,9 @@ class GroupCommit:
         keeps waiting while the helpers ingest."""
         self._last_active = time.monotonic()
 
-    async def add(self, rows: MessageRows) -> None:
-        """Queue the rows of one message; return once they are durably committed (or raise)."""
+    async def add(self, rows: MessageRows) -> bool:
+        """Queue the rows of one message; return once they are durably committed (or
+        raise): whether its queued recipients were handed to the worker (`hand_off`)."""
         if self._closing:
             raise StoreError("the store is closing")
         loop = asyncio.get_running_loop()
@@ -172,7 +204,7 @@ class GroupCommit:
         self._last_active = time.monotonic()
         self._pending.append(item)
         self._wake.set()
-        await item.done
+        return await item.done
 
     def _start(self, loop: asyncio.AbstractEventLoop) -> None:
         """Start the writer (and syncer) tasks on `loop`: first use, or a new loop."""
@@ -207,15 +239,19 @@ class GroupCommit:
                     # Alone (nothing else waiting, no sync running): sync in the same step,
                     # which saves two hops between threads; else hand over to the syncer.
                     inline = not self._pending and not self._unsynced and not self._syncing
+                    # Alone, it may go straight to the worker (SQLite: the commit thread).
+                    handing = self._wanted(batch) if inline and len(batch) == 1 else None
                     self._committing = True
+                    leased: Batch | None = None
                     try:
-                        committed = await self._commit(batch, inline)
+                        committed, leased = await self._commit(batch, inline, handing)
                     finally:
                         self._committing = False
                         self._last_active = time.monotonic()
+                        handed = self._take(handing, leased)
                     if self._sync_thread is None or inline:
                         for item, error in committed:
-                            _settle(item, error)
+                            _settle(item, error, item.rows.message["id"] in handed)
                     else:
                         self._unsynced.extend(item for item, _ in committed)
                         self._wake_sync.set()
@@ -230,6 +266,27 @@ class GroupCommit:
                 _settle(item, StoreError(f"group commit stopped: {exc!r}"))
             self._pending.clear()
             raise
+
+    def _wanted(self, batch: list[_Pending]) -> Lease | None:
+        """What of `batch` the worker takes (nothing without a worker, or off SQLite)."""
+        if self.hand_off is None or self.lease_sync is None or self._commit_thread is None:
+            return None
+        try:
+            return self.hand_off.wanted([item.rows for item in batch])
+        except Exception:  # the claims will find them
+            log.exception("delivery hand-off: could not offer a batch")
+            return None
+
+    def _take(self, handing: Lease | None, leased: Batch | None) -> set[str]:
+        """Give the worker what was leased to it (it counted on `handing`); the messages it
+        took whole."""
+        if handing is None or self.hand_off is None:
+            return set()
+        try:
+            return self.hand_off.take(handing, leased)
+        except Exception:  # the leases lapse, and are claimed again
+            log.exception("delivery hand-off: could not hand over %s", handing.message_ids)
+            return set()
 
     async def _sync_batches(self) -> None:
         assert self._sync_thread is not None
@@ -271,58 +328,67 @@ class GroupCommit:
         return None
 
     async def _commit(
-        self, batch: list[_Pending], sync: bool
-    ) -> list[tuple[_Pending, OSError | None]]:
+        self, batch: list[_Pending], sync: bool, handing: Lease | None
+    ) -> tuple[list[tuple[_Pending, OSError | None]], Batch | None]:
         """Commit `batch` in one transaction, else each message alone; settle the failures
         and return the committed, each with the error of its sync when `sync` asks for
-        one in the same step."""
+        one in the same step, and what was leased of `handing` to the worker in that
+        transaction (nothing when it failed: the messages alone go to the claims)."""
         try:
-            error = await self._transaction(batch, sync)
+            error, leased = await self._transaction(batch, sync, handing)
         except Exception as exc:  # noqa: BLE001 - handed to each caller, who answers 4xx
             if len(batch) == 1:
                 _settle(batch[0], exc)
-                return []
+                return [], None
             log.info("a commit of %d messages failed (%s): committing each alone", len(batch), exc)
             committed = []
             for item in batch:
                 try:
-                    alone_error = await self._transaction([item], sync)
+                    alone_error, _ = await self._transaction([item], sync, None)
                 except Exception as alone:  # noqa: BLE001 - handed to its caller
                     _settle(item, alone)
                 else:
                     committed.append((item, alone_error))
-            return committed
+            return committed, None
         except BaseException as exc:
             for item in batch:
                 _settle(item, StoreError(f"commit interrupted: {exc!r}"))
             raise
-        return [(item, error) for item in batch]
+        return [(item, error) for item in batch], leased
 
-    async def _transaction(self, batch: list[_Pending], sync: bool) -> OSError | None:
+    async def _transaction(
+        self, batch: list[_Pending], sync: bool, handing: Lease | None
+    ) -> tuple[OSError | None, Batch | None]:
         rows = [item.rows for item in batch]
         if self._commit_thread is None:  # PostgreSQL: asyncpg is asynchronous all the way
             async with self.db.writer.begin() as conn:
                 await conn.run_sync(insert_rows, rows)
                 # Other processes hear of these messages when (and only if) this commits.
                 await self.db.notify(conn, "message", [r.message["id"] for r in rows])
-            return None
+            return None, None
         return await asyncio.get_running_loop().run_in_executor(
-            self._commit_thread, self._write, rows, sync and self._sync_thread is not None
+            self._commit_thread, self._write, rows, sync and self._sync_thread is not None, handing
         )
 
-    def _write(self, rows: list[MessageRows], sync: bool) -> OSError | None:
-        """One SQLite transaction, in the commit thread (BEGIN IMMEDIATE … COMMIT), and the
-        WAL sync after it when `sync`. The thread keeps its connection between batches."""
+    def _write(
+        self, rows: list[MessageRows], sync: bool, handing: Lease | None
+    ) -> tuple[OSError | None, Batch | None]:
+        """One SQLite transaction, in the commit thread (BEGIN IMMEDIATE … COMMIT), that
+        also leases the queued recipients of `handing` to the worker; the WAL sync after
+        it when `sync`. The thread keeps its connection between batches."""
         assert self.db.commit_engine is not None
         if self._connection is None or self._connection.closed:
             self._connection = self.db.commit_engine.connect()
             self._inserts = DriverInserts.for_dialect(self._connection.dialect)
+        leased = None
         with self.db.write_turn(), self._connection.begin():
             if self._inserts is not None:
                 self._inserts.run(self._connection, rows)
             else:
                 insert_rows(self._connection, rows)
-        return self._sync() if sync else None
+            if handing is not None and self.lease_sync is not None:
+                leased = self.lease_sync(self._connection, handing)
+        return (self._sync() if sync else None), leased
 
     def _disconnect(self) -> None:
         """In the commit thread: give its connection back."""

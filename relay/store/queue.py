@@ -6,20 +6,22 @@ so that many processes split the due recipients without waiting on each other; o
 the write lock serialises them (the clause is left out there). The worker's claims, lease
 upkeep and results run through `Database.queue_write`: on SQLite one hop to the queue's own
 thread per transaction, committed without a sync of its own (at-least-once delivery needs
-none). Changes that make work due, or that the web UI shows, are announced to this process
-after the commit and to the others by NOTIFY at the commit.
+none). A claim also reads, in its own transaction, the suppression entries of what it
+leased and, when it took all that was due, when the queue next needs a look: no reads of
+their own stand between a claim and its sends. Changes that make work due, or that the
+web UI shows, are announced to this process after the commit and to the others by NOTIFY
+at the commit.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import (
     bindparam,
-    func,
     insert,
     select,
     update,
@@ -28,15 +30,15 @@ from sqlalchemy.engine import Connection
 
 from relay.routing import Destination
 from relay.status import Status
-from relay.store import destinations
-from relay.store.claims import IDS, claim_statements
+from relay.store import destinations, handoff
+from relay.store.claims import CLAIMED, DUE_OF, LEASE, claim_statements, next_due_sync
 from relay.store.database import Database
 from relay.store.destinations import WAITING_AGAIN, Changes, Outcome, Seen, State
 from relay.store.error_key import normalize
 from relay.store.events import Events
 from relay.store.outbox import Change, Outbox
-from relay.store.schema import attempt, message, recipient
-from relay.store.suppressions import Suppressions, suppresses
+from relay.store.schema import attempt, recipient
+from relay.store.suppressions import Suppressed, Suppressions, lookup_sync, suppresses
 
 log = logging.getLogger(__name__)
 
@@ -73,38 +75,8 @@ class Result:
     bounced: bool = False  # failed, and a bounce to the sender was stored
 
 
-_LEASE = (
-    update(recipient)
-    .where(recipient.c.id.in_(IDS))
-    .values(
-        status=Status.SENDING.value,
-        lease_owner=bindparam("owner"),
-        lease_until=bindparam("until"),
-        updated_at=bindparam("updated"),
-    )
-)
-"""Lease the recipients `ids` to `owner` until `until` (built once)."""
-
-_CLAIMED = (
-    select(
-        recipient.c.id,
-        recipient.c.message_id,
-        recipient.c.address,
-        recipient.c.route,
-        recipient.c.domain,
-        recipient.c.attempts,
-        message.c.mail_from,
-        message.c.received_at,
-    )
-    .join(message, message.c.id == recipient.c.message_id)
-    .where(recipient.c.id.in_(IDS))
-    .order_by(recipient.c.id)
-)
-"""What the worker needs of the recipients `ids` (built once)."""
-
-
 def _claim(row: Any) -> Claim:
-    """A claimed recipient from a row of `_CLAIMED`."""
+    """A claimed recipient from a row of `CLAIMED`."""
     destination = Destination.stored(row.route, row.domain)
     return Claim(
         row.id, row.message_id, row.address, destination, row.attempts, row.mail_from,
@@ -145,6 +117,26 @@ class Batch:
     """The messages of those made to wait."""
     states: list[State] = field(default_factory=list)
     """The states of the destinations it read (those that have one)."""
+    suppressed: dict[str, Suppressed] = field(default_factory=dict)
+    """The suppression list's entries for the claims' addresses, by dedup key, read in
+    the claim's transaction (no read of their own before the sends)."""
+    last: bool = False
+    """The claim took all it found (it picked fewer than its limit): `next_due` is known."""
+    next_due: float | None = None
+    """With `last`: when the next waiting recipient falls due or another owner's lease
+    lapses, as of the claim (`Queue.next_due`, asked in the claim's transaction)."""
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A hand-off's terms (relay.store.batch.HandOff): the due recipients of `message_ids`
+    go to `owner` at `now` for `seconds`, as a claim with `rate` would lease them."""
+
+    message_ids: list[str]
+    owner: str
+    now: float
+    seconds: float
+    rate: Callable[[Destination], int] = lambda _: 0
 
 
 class Queue:
@@ -198,25 +190,68 @@ class Queue:
 
         def work(conn: Connection) -> Batch:
             ids = list(conn.execute(pick, params).scalars())
-            if not ids:
-                return Batch([], 0)
+            if not ids:  # the queue as of `now`: asked here, not in a read of its own after
+                return Batch([], 0, last=True, next_due=next_due_sync(conn, now, owner))
             ids += list(conn.execute(siblings, {**params, "ids": ids}).scalars())
-            picked = [_claim(row) for row in conn.execute(_CLAIMED, {"ids": ids})]
-            claims, states = picked, list[State]()
-            if rate is not None:
-                claims, states = destinations.admit(conn, picked, now, lease, rate)
-            leased = {c.id for c in claims}
-            conn.execute(
-                _LEASE, {"ids": list(leased), "owner": owner, "until": now + lease, "updated": now}
-            )
-            waiting = sorted({c.message_id for c in picked if c.id not in leased})
-            self.db.notify_changes_sync(conn, waiting)
-            return Batch(claims, len(ids), waiting, states)
+            batch = self._lease_sync(conn, ids, owner, now, lease, rate)
+            if len(ids) < limit:  # all that was due: when to look again, as of now
+                batch = replace(batch, last=True, next_due=next_due_sync(conn, now, owner))
+            return batch
 
         batch = await self.db.queue_write(work)
-        self.events.announce(batch.waiting)  # their next attempt moved
-        self.seen.note(batch.states)
+        self.leased(batch)
         return batch
+
+    def hand_off_sync(self, conn: Connection, lease: Lease) -> Batch:
+        """In the transaction that stores `lease.message_ids` (relay.store.batch, SQLite):
+        lease their due recipients to its owner as a claim would (limits, pauses,
+        suppression entries), so that this process's worker sends them with no claim of
+        its own. A crash before they are sent leaves leases that lapse, and are claimed
+        again, like any other. Call `leased` with the batch once it has committed. On
+        SQLite the common case goes as plain statements (relay.store.handoff)."""
+        if conn.dialect.name != "sqlite":
+            due = {"messages": lease.message_ids, "now": lease.now}
+            ids = list(conn.execute(DUE_OF, due).scalars())
+        else:
+            picked = [_claim(row) for row in handoff.due(conn, lease.message_ids, lease.now)]
+            ids = [c.id for c in picked]
+            if picked and handoff.plain(conn, [c.destination for c in picked], lease.rate):
+                handoff.lease(conn, ids, lease.owner, lease.now + lease.seconds, lease.now)
+                found = handoff.suppressed(conn, [c.address for c in picked], lease.now)
+                return Batch(picked, len(ids), suppressed=found)
+        if not ids:
+            return Batch([], 0)
+        return self._lease_sync(conn, ids, lease.owner, lease.now, lease.seconds, lease.rate)
+
+    def leased(self, batch: Batch) -> None:
+        """After the commit of a claim or a hand-off: announce the messages made to wait
+        (their next attempt moved), remember the destinations' states it read."""
+        self.events.announce(batch.waiting)
+        self.seen.note(batch.states)
+
+    def _lease_sync(
+        self,
+        conn: Connection,
+        ids: Sequence[object],
+        owner: str,
+        now: float,
+        lease: float,
+        rate: Callable[[Destination], int] | None,
+    ) -> Batch:
+        """Lease the recipients `ids` to `owner`, those their destination lets go now (with
+        `rate`, destinations.admit), in `conn`'s transaction."""
+        picked = [_claim(row) for row in conn.execute(CLAIMED, {"ids": ids})]
+        claims, states = picked, list[State]()
+        if rate is not None:
+            claims, states = destinations.admit(conn, picked, now, lease, rate)
+        leased = {c.id for c in claims}
+        conn.execute(
+            LEASE, {"ids": list(leased), "owner": owner, "until": now + lease, "updated": now}
+        )
+        waiting = sorted({c.message_id for c in picked if c.id not in leased})
+        self.db.notify_changes_sync(conn, waiting)
+        suppressed = lookup_sync(conn, [c.address for c in claims], now)
+        return Batch(claims, len(ids), waiting, states, suppressed)
 
     async def finish(
         self, owner: str, results: Sequence[Result], now: float, outcomes: Sequence[Outcome] = ()
@@ -344,25 +379,7 @@ class Queue:
     async def next_due(self, now: float, owner: str) -> float | None:
         """When the next waiting recipient falls due, or another owner's lease lapses."""
         async with self.db.reader.connect() as conn:
-            waiting = (
-                await conn.execute(
-                    select(func.min(recipient.c.next_attempt_at)).where(
-                        recipient.c.status.in_([Status.QUEUED.value, Status.DEFERRED.value]),
-                        recipient.c.next_attempt_at > now,
-                    )
-                )
-            ).scalar()
-            lapsing = (
-                await conn.execute(
-                    select(func.min(recipient.c.lease_until)).where(
-                        recipient.c.status == Status.SENDING.value,
-                        recipient.c.lease_owner != owner,
-                        recipient.c.lease_until > now,
-                    )
-                )
-            ).scalar()
-        times = [float(t) for t in (waiting, lapsing) if t is not None]
-        return min(times) if times else None
+            return await conn.run_sync(next_due_sync, now, owner)
 
     def _raise(self, conn: Connection, results: Sequence[Result], now: float) -> None:
         """What recorded results raise in the same transaction: their webhooks' events,

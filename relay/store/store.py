@@ -69,6 +69,7 @@ class Store:
         self.checks = Checks(self.db)
         self.mailboxes = Mailboxes(self.db)
         self.committer = GroupCommit(self.db)
+        self.committer.lease_sync = self.queue.hand_off_sync  # a worker's hand-off's
         # SQLite's search index is filled in the background (PostgreSQL keeps its own).
         self.indexer = Indexer(self.db, self.committer) if self.db.is_sqlite else None
         self.notices: Notices | None = None
@@ -105,19 +106,26 @@ class Store:
         """Store an accepted message durably, then announce it.
 
         Messages that arrive together share one transaction (group commit); this returns
-        only after the commit that holds `new`, so the caller may answer 250.
+        only after the commit that holds `new`, so the caller may answer 250. Recipients
+        handed to the worker in that commit (relay.store.batch) wake no claim.
         """
         rows = message_rows(new, self.db.is_sqlite)
         events = self.outbox.received(new)
         if events:
             rows = dataclasses.replace(rows, events=events)
-        await self.committer.add(rows)
+        due = any(r.status is Status.QUEUED for r in new.recipients)
+        if due:  # before the commit: a hand-off sends it as soon as it is durable
+            self.fresh.put(new.id, new.raw)
+        try:
+            handed = await self.committer.add(rows)
+        except BaseException:
+            self.fresh.drop([new.id])
+            raise
         if events:
             self.outbox.raised(tally(events))
-        due = any(r.status is Status.QUEUED for r in new.recipients)
-        if due:
-            self.fresh.put(new.id, new.raw)
-        self.events.publish(Event("message", new.id, due=due, mailbox=new.mailbox))
+        self.events.publish(
+            Event("message", new.id, due=due and not handed, mailbox=new.mailbox)
+        )
 
     async def raw_to_send(self, message_id: str) -> bytes | None:
         """The raw bytes of a message to deliver: from memory when it was just accepted

@@ -3,8 +3,9 @@ operator's words) that put it there, and when it expires ([suppression] ttl).
 
 An upstream's permanent failure that says the mailbox does not exist (5.1.1, 5.1.10), or
 with `on_policy` that it will not take our mail (5.7.1), adds the address in the
-transaction that records the failure (relay.store.queue). The worker looks its claims up
-here before it sends; a suppressed recipient fails at once, or is held
+transaction that records the failure (relay.store.queue). The claim that leases
+recipients to the worker looks them up here in its own transaction, before anything is
+sent; a suppressed recipient fails at once, or is held
 (`[suppression] action`), without the upstream hearing of it. The CLI, the API and the UI
 list, add and remove entries through this class.
 """
@@ -65,6 +66,16 @@ def _alive(now: float) -> Any:
     return or_(suppression.c.expires_at.is_(None), suppression.c.expires_at > now)
 
 
+def lookup_sync(conn: Connection, addresses: Collection[str], now: float) -> dict[str, Suppressed]:
+    """`Suppressions.lookup` in `conn`'s transaction (the delivery claim's: no read of its
+    own)."""
+    keys = sorted({address.dedup_key(a) for a in addresses})
+    if not keys:
+        return {}
+    query = select(suppression).where(suppression.c.address_key.in_(keys), _alive(now))
+    return {row.address_key: _entry(row) for row in conn.execute(query)}
+
+
 class Suppressions:
     """The list, and what the worker does to claims for listed addresses."""
 
@@ -120,12 +131,10 @@ class Suppressions:
     async def lookup(self, addresses: Collection[str], now: float) -> dict[str, Suppressed]:
         """The entries (not expired at `now`) of those of `addresses` on the list, by
         dedup key."""
-        keys = sorted({address.dedup_key(a) for a in addresses})
-        if not keys:
+        if not addresses:
             return {}
-        query = select(suppression).where(suppression.c.address_key.in_(keys), _alive(now))
         async with self.db.reader.connect() as conn:
-            return {row.address_key: _entry(row) for row in await conn.execute(query)}
+            return await conn.run_sync(lookup_sync, addresses, now)
 
     async def prune(self, now: float) -> int:
         """Delete the entries expired at `now`; return how many."""
