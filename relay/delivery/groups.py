@@ -66,6 +66,7 @@ def result_of(
     duration: float,
     injected: bool,
 ) -> Result:
+    """The result to record for `claim`: its reply and the verdict on it."""
     return Result(
         recipient_id=claim.id,
         message_id=claim.message_id,

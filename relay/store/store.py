@@ -123,9 +123,7 @@ class Store:
             raise
         if events:
             self.outbox.raised(tally(events))
-        self.events.publish(
-            Event("message", new.id, due=due and not handed, mailbox=new.mailbox)
-        )
+        self.events.publish(Event("message", new.id, due=due and not handed, mailbox=new.mailbox))
 
     async def raw_to_send(self, message_id: str) -> bytes | None:
         """The raw bytes of a message to deliver: from memory when it was just accepted
