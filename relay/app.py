@@ -17,7 +17,7 @@ from relay import routing
 from relay.chaos import Chaos
 from relay.config import ROLES, Config, ListenerConfig, resolved
 from relay.delivery.worker import Worker
-from relay.errors import StartupError
+from relay.errors import StartupError, cannot_listen
 from relay.housekeeping import Retention
 from relay.logins import Authenticator
 from relay.metrics import Metrics
@@ -53,8 +53,7 @@ def _bind(host: str, port: int, what: str, reuse_port: bool = False) -> socket.s
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        reason = exc.strerror or exc
-        raise StartupError(f"{what} cannot listen on {host}:{port}: {reason}") from None
+        raise cannot_listen(what, f"{host}:{port}", exc) from None
     sock.listen(128)
     sock.setblocking(False)
     return sock

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import socket
+
 
 class RelayError(Exception):
     """Base of every error relay raises on purpose."""
@@ -38,3 +41,14 @@ class DeliveryError(RelayError):
         self.transient = transient
         self.enhanced = enhanced
         super().__init__(f"{code} {enhanced} {text}".replace("  ", " "))
+
+
+def cannot_listen(what: str, address: str, exc: OSError) -> StartupError:
+    """The start-up error of a listener that cannot bind `address`, in the system's words
+    ("Address already in use"): asyncio rewraps bind errors in a longer, lower-cased
+    message, but keeps the errno."""
+    if isinstance(exc, socket.gaierror):
+        reason = exc.strerror or str(exc)
+    else:
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+    return StartupError(f"{what} cannot listen on {address}: {reason}")

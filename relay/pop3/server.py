@@ -13,7 +13,7 @@ import logging
 import ssl
 
 from relay.config import Config, ListenerConfig
-from relay.errors import StartupError
+from relay.errors import StartupError, cannot_listen
 from relay.logins import Authenticator
 from relay.metrics import Metrics
 from relay.pop3 import replies
@@ -62,10 +62,8 @@ class Pop3Listener:
                 ssl=tls_context if self.config.implicit_tls else None,
             )
         except OSError as exc:
-            raise StartupError(
-                f"listener {self.config.name!r} cannot listen on {self.config.address}:"
-                f" {exc.strerror or exc}"
-            ) from None
+            name = f"listener {self.config.name!r}"
+            raise cannot_listen(name, self.config.address, exc) from None
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if len(self.sessions) >= self.config.max_connections:

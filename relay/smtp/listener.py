@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import socket
 import ssl
 
 from relay.config import ListenerConfig, ServerConfig
-from relay.errors import StartupError
+from relay.errors import StartupError, cannot_listen
 from relay.logins import Authenticator
 from relay.metrics import Metrics
 from relay.smtp import replies
@@ -30,16 +28,6 @@ BACKLOG = 1024
 """Connections the kernel queues before they are accepted (capped by net.core.somaxconn).
 asyncio's default of 100 makes a burst of clients wait for SYN retries, seconds, even
 those that are only to be told 421."""
-
-
-def _reason(exc: OSError) -> str:
-    """What went wrong, in the system's words ("Address already in use").
-
-    asyncio rewraps bind errors in a longer, lower-cased message; the errno is kept.
-    """
-    if isinstance(exc, socket.gaierror):
-        return exc.strerror or str(exc)
-    return os.strerror(exc.errno) if exc.errno else str(exc)
 
 
 class Refusal(asyncio.Protocol):
@@ -130,10 +118,8 @@ class Listener:
                 ssl=tls_context if self.config.implicit_tls else None,
             )
         except OSError as exc:
-            raise StartupError(
-                f"listener {self.config.name!r} cannot listen on {self.config.address}:"
-                f" {_reason(exc)}"
-            ) from None
+            name = f"listener {self.config.name!r}"
+            raise cannot_listen(name, self.config.address, exc) from None
 
     @property
     def bound(self) -> tuple[str, int]:
