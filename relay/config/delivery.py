@@ -61,7 +61,10 @@ class ConnectionSettings:
         "", "PEM file of CA certificates to verify the server with; empty: the system's."
     )
     max_connections: int = setting(
-        4, "Most connections open at once to this destination.", positive
+        20,
+        "Most connections open at once to this destination (20, as Postfix's"
+        " default_destination_concurrency_limit).",
+        positive,
     )
     max_messages_per_connection: int = setting(
         100,
