@@ -7,6 +7,7 @@ import asyncio
 import time
 
 import pytest
+from sqlalchemy import event
 
 from relay import ids, mime
 from relay.config import StorageConfig
@@ -98,6 +99,35 @@ async def test_a_stopping_server_stops_a_long_prune_between_transactions(store: 
     assert await remaining(store) == set(old) - set(gone)
     beyond = await retention.prune_beyond(store.db, 1, batch=2, stopping=lambda: True)
     assert len(beyond) == 2
+
+
+async def test_a_pass_does_not_look_again_at_owned_mail_it_went_past(store: Store) -> None:
+    """Each delete transaction of a pass selects only past the ids the one before it looked
+    at: owned mail left at the front is not scanned again by every later transaction (at a
+    million messages it piled up and slowed the prune threefold)."""
+    owned = [await add(store, 20 * DAY - i, Status.DEFERRED) for i in range(4)]
+    done = [await add(store, 10 * DAY - i, Status.CAPTURED) for i in range(6)]
+    bounds: list[object] = []
+
+    def spy(conn: object, cursor: object, statement: str, params: object, *_: object) -> None:
+        ordered = "ORDER BY message.id" in statement or "ORDER BY `message`.`id`" in statement
+        if statement.lstrip().upper().startswith("SELECT") and ordered and "LIMIT" in statement:
+            bounds.append(params)
+
+    engine = store.db.writer.sync_engine
+    event.listen(engine, "before_cursor_execute", spy)
+    try:
+        gone = await retention.prune_older_than(store.db, NOW - DAY, batch=2)
+    finally:
+        event.remove(engine, "before_cursor_execute", spy)
+    assert sorted(gone) == sorted(done)
+    assert await remaining(store) >= set(owned)
+    # Every select after the first carries an id already looked at (and deleted): past
+    # every owned message, all older than the done ones. (The pace may take one or two.)
+    later = [str(p) for p in bounds[1:]]
+    assert len(later) >= 3
+    for params in later:
+        assert any(looked in params for looked in done), params
 
 
 @pytest.mark.parametrize(
