@@ -41,11 +41,10 @@ def load(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> Config
 
 
 def test_defaults_follow_the_issue() -> None:
-    """Pools of 20 (as Postfix), 100 messages a connection, 30 s idle; retries ~1 m..2 h
-    for 5 days; no DSN."""
+    """Pools of 4, 100 messages a connection, 30 s idle; retries ~1 m..2 h for 5 days; no DSN."""
     upstream = UpstreamConfig()
     assert (upstream.tls, upstream.verify) == ("auto", True)
-    assert (upstream.max_connections, upstream.max_messages_per_connection) == (20, 100)
+    assert (upstream.max_connections, upstream.max_messages_per_connection) == (4, 100)
     assert upstream.idle_timeout == 30.0
     delivery = DeliveryConfig()
     assert delivery.retry_schedule == (60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0)

@@ -61,10 +61,7 @@ class ConnectionSettings:
         "", "PEM file of CA certificates to verify the server with; empty: the system's."
     )
     max_connections: int = setting(
-        20,
-        "Most connections open at once to this destination (20, as Postfix's"
-        " default_destination_concurrency_limit).",
-        positive,
+        4, "Most connections open at once to this destination.", positive
     )
     max_messages_per_connection: int = setting(
         100,
