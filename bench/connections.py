@@ -10,7 +10,10 @@ relay serves with the shipped relay.toml, its listener's max_connections set to 
 - opens one more: it must get 421 at once (the time to that reply is printed);
 - closes them, waits until relay is quiet, then runs `--senders` sessions at once, each
   sending `--messages` messages of 5 KB one after another on its connection; per
-  message, the time from MAIL to the 250 after the final dot; p50 and p99.
+  message, the time from MAIL to the 250 after the final dot; p50 and p99;
+- the same senders against the aiosmtpd null handler (bench/nullsmtp.py: stock aiosmtpd
+  on the same event loop, a handler that keeps nothing), unless `--no-null`: the latency
+  of the SMTP stack alone under that load, the floor below relay's figure.
 
 The clients run in this process on one event loop (uvloop when installed), so on a
 small machine they share the cores with relay: the latencies include that.
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import os
 import resource
 import statistics
@@ -167,21 +171,36 @@ def run_loop(coro: Coroutine[Any, Any, T]) -> T:
     return uvloop.run(coro)
 
 
+def percentile99(ordered: list[float]) -> float:
+    """The 99th percentile of sorted `ordered` (nearest rank)."""
+    return ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+
+
 def report(
     args: argparse.Namespace,
     rss: tuple[float, float],
     first: bytes,
     took: float,
     times: list[float],
+    null: list[float] | None = None,
 ) -> str:
     """The figures, then target 4 beside them."""
-    p99 = times[min(len(times) - 1, round(0.99 * (len(times) - 1)))]
+    p99 = percentile99(times)
+    floor = (
+        []
+        if not null
+        else [
+            f"the same against the aiosmtpd null handler: p50 {statistics.median(null):.1f} ms,"
+            f" p99 {percentile99(null):.1f} ms (the SMTP stack alone)"
+        ]
+    )
     lines = [
         f"relay's RSS after start {rss[0]:.0f} MB; with {args.idle:,} idle sessions"
         f" {rss[1]:.0f} MB",
         f"session {args.idle + 1:,}: {first.decode(errors='replace').strip()!r} in {took:.1f} ms",
         f"{args.senders} sessions sending {args.messages} each: MAIL to 250, p50"
         f" {statistics.median(times):.1f} ms, p99 {p99:.1f} ms ({len(times):,} messages)",
+        *floor,
         "",
     ]
     rows = [
@@ -205,6 +224,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--idle", type=int, default=1000, help="idle sessions, the limit (1000)")
     p.add_argument("--senders", type=int, default=500, help="sessions sending at once (500)")
     p.add_argument("--messages", type=int, default=10, help="messages per sender (10)")
+    p.add_argument(
+        "--no-null", action="store_true", help="skip the senders against the null handler"
+    )
     args = p.parse_args(argv)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     wanted = min(hard, max(soft, 2 * args.idle + 200))
@@ -217,7 +239,14 @@ def main(argv: list[str] | None = None) -> int:
             rss, first, took = run_loop(idle(relay.port, args.idle, relay.pid))
             fair.wait_quiet(relay.pid)
             times = run_loop(sending(relay.port, args.senders, args.messages))
-    print(report(args, (rss_start, rss), first, took, times))
+        null = None
+        if not args.no_null:
+            loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"  # as relay's
+            floor = servers.NullSMTP(event_loop=loop)
+            with servers.running([floor]):
+                fair.wait_quiet(floor.pid)
+                null = run_loop(sending(floor.port, args.senders, args.messages))
+    print(report(args, (rss_start, rss), first, took, times, null))
     return 0
 
 
