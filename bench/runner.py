@@ -121,7 +121,23 @@ def ingest_targets(results: Results, names: list[str], scenarios: list[Scenario]
         what = f"ingest, 32 sessions, {scenario.label.split(', ')[1]}: relay / Postfix"
         rows.append(fair.Target(what, value, ">=", limit, "x"))
     title = "targets (issue 20, target 1: relay as shipped, medians of the alternating rounds)"
-    return fair.targets_table(title, rows)
+    return fair.targets_table(title, rows) + _stack_ceiling(results, names, scenarios)
+
+
+def _stack_ceiling(results: Results, names: list[str], scenarios: list[Scenario]) -> str:
+    """The aiosmtpd null handler's ratio to Postfix in the same scenarios: what one process
+    of a server built on aiosmtpd could reach at most on this machine."""
+    if not {"aiosmtpd-null", "postfix"} <= set(names):
+        return ""
+    lines = ["", "the SMTP stack alone (aiosmtpd, a handler that keeps nothing) / Postfix:"]
+    for scenario in scenarios:
+        if scenario.sessions != 32:
+            continue
+        ratio = statistics.median(results.rates["aiosmtpd-null"][scenario]) / statistics.median(
+            results.rates["postfix"][scenario]
+        )
+        lines.append(f"  {scenario.label}: {ratio:.2f}x")
+    return "\n".join(lines)
 
 
 def report(results: Results, names: list[str], scenarios: list[Scenario]) -> str:
