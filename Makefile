@@ -63,7 +63,8 @@ bench-relay: $(TEST_STAMP)
 
 ## bench-scale: a million stored messages of 5 KB (seeded in minutes): the UI's list, search,
 ## the API's totals, relay stats, start, memory, database size, pruning 90% during ingest;
-## SCALE_ARGS="--count 100000" for a quicker run, "--pg URL" for PostgreSQL
+## SCALE_ARGS="--count 100000" for a quicker run, "--pg URL" for PostgreSQL, "--keep DIR" (SQLite)
+## or "--pg URL --keep NAME" to seed once and keep it, "--no-prune" to measure it again
 bench-scale: $(TEST_STAMP)
 	$(BIN)/python -m bench.scale $(SCALE_ARGS)
 

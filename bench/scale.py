@@ -3,12 +3,21 @@
     .venv/bin/python -m bench.scale                       # 1,000,000 messages, SQLite
     .venv/bin/python -m bench.scale --count 100000        # a quicker run
     .venv/bin/python -m bench.scale --pg postgresql+asyncpg://postgres@127.0.0.1:5432/test
+    .venv/bin/python -m bench.scale --keep /tmp/scale --no-prune        # seed once, keep
+    .venv/bin/python -m bench.scale --pg URL --keep 1m --no-prune       # relay_scale_1m
 
 Seeds `--count` messages of 5 KB by bulk inserts (bench/seed.py: the rows the SMTP
-handler writes; 1.2% of them deferred or held, the rest done with), into a fresh SQLite
-file or a fresh PostgreSQL database made beside the one `--pg` names (dropped at the
-end). Then, with `relay serve` on the shipped relay.toml (only its addresses and
-database changed) and issue 20's target 3 beside each figure:
+handler writes; 1.2% of them deferred or held, the rest done with; on PostgreSQL by COPY
+on two connections, bench/pgseed.py), into a fresh SQLite file or a fresh PostgreSQL
+database made beside the one `--pg` names (dropped at the end). With `--keep DIR`
+(SQLite: DIR/relay.db) or `--pg URL --keep NAME` (the database relay_scale_NAME beside
+the one named) the database is kept, and a later run with the same `--keep` measures it
+again without seeding (with `--no-prune`, which leaves it as seeded; each run's ingest
+client adds about a thousand messages, and the figures are of the count it holds). A
+kept PostgreSQL database is marked seeded (its comment) only once its seed finished; one
+left half seeded is dropped and seeded again. Then, with `relay serve` on the shipped
+relay.toml (only its addresses and database changed) and issue 20's target 3 beside each
+figure:
 
 - server start: from the process's start to `/healthz` answering;
 - the UI's list page, a search for a common word, the API's list with its totals:
@@ -27,6 +36,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -41,7 +51,7 @@ from typing import Any
 import httpx
 from sqlalchemy import func, select, text
 
-from bench import fair, load, servers
+from bench import fair, load, pgseed, servers
 from bench.runner import machine
 from bench.seed import COMMON_WORD, seed
 from bench.ui import memory
@@ -75,49 +85,57 @@ class PruningRelay(servers.Relay):
 
 
 @contextmanager
-def database(pg: str | None, workdir: Path) -> Iterator[str]:
-    """A fresh SQLite file, or a fresh PostgreSQL database beside `pg` (dropped after)."""
+def database(pg: str | None, workdir: Path, keep: str | None = None) -> Iterator[tuple[str, bool]]:
+    """The database's URL and whether it is seeded already: SQLite's WORKDIR/relay.db (a
+    fresh one unless kept there), or a PostgreSQL database beside `pg`: a fresh one,
+    dropped after, or with `keep` relay_scale_KEEP, kept (seeded already when a run
+    finished seeding it: its comment says so)."""
     if not pg:
-        yield f"sqlite+aiosqlite:///{workdir / 'relay.db'}"
+        path = workdir.resolve() / "relay.db"
+        yield f"sqlite+aiosqlite:///{path}", path.exists()
         return
-    import asyncpg  # only for PostgreSQL runs
-
     base, _, _ = pg.rpartition("/")
-    name = f"relay_scale_{os.getpid()}"
+    name = f"relay_scale_{keep or os.getpid()}"
     admin = base.replace("postgresql+asyncpg", "postgresql") + "/postgres"
-
-    async def run(statement: str) -> None:
-        conn = await asyncpg.connect(admin)
-        try:
-            await conn.execute(statement)
-        finally:
-            await conn.close()
-
-    asyncio.run(run(f'CREATE DATABASE "{name}"'))
+    seeded = asyncio.run(pgseed.kept(admin, name)) if keep else False
+    if not keep:
+        asyncio.run(pgseed.admin_run(admin, f'CREATE DATABASE "{name}"'))
     try:
-        yield f"{base}/{name}"
+        yield f"{base}/{name}", seeded
     finally:
-        asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        if not keep:
+            asyncio.run(pgseed.admin_run(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 async def fill(url: str, count: int, seeded: bool = False) -> dict[str, Any]:
-    """Seed and index (unless `seeded`); the raw bytes stored and the queued recipients."""
+    """Seed and index (unless `seeded`); the messages and raw bytes stored, and the queued
+    recipients. A PostgreSQL database is marked seeded once it is (see `kept`)."""
     store = Store(StorageConfig(url=url))
     await store.open()
     try:
+        if not seeded:
+            await seed_and_index(store, count)
+        async with store.db.reader.connect() as conn:
+            stored = (await conn.execute(select(func.count()).select_from(message))).scalar_one()
         if seeded:
-            return {"raw": await raw_bytes(store), "queued": await queued(store)}
-        seconds = await seed(store, count, batch=5000, size=SIZE)
-        print(
-            f"seeded {count:,} messages in {seconds:.0f} s ({count / seconds:,.0f}/s)", flush=True
-        )
-        if store.indexer is not None:  # SQLite: what an idle relay does after ingest
-            started = time.perf_counter()
-            await store.indexer.catch_up()
-            print(f"search index filled in {time.perf_counter() - started:.0f} s", flush=True)
-        return {"raw": await raw_bytes(store), "queued": await queued(store)}
+            print(f"seeded already: {stored:,} messages", flush=True)
+        raw = await raw_bytes(store)
+        return {"messages": int(stored), "raw": raw, "queued": await queued(store)}
     finally:
         await store.close()
+
+
+async def seed_and_index(store: Store, count: int) -> None:
+    """Seed `count` messages; fill SQLite's search index as an idle relay would; mark a
+    PostgreSQL database seeded."""
+    seconds = await seed(store, count, batch=5000, size=SIZE)
+    print(f"seeded {count:,} messages in {seconds:.0f} s ({count / seconds:,.0f}/s)", flush=True)
+    if store.indexer is not None:  # SQLite: what an idle relay does after ingest
+        started = time.perf_counter()
+        await store.indexer.catch_up()
+        print(f"search index filled in {time.perf_counter() - started:.0f} s", flush=True)
+    if not (store.db.is_sqlite or store.db.is_mysql):
+        await pgseed.mark_seeded(store)
 
 
 async def raw_bytes(store: Store) -> int:
@@ -333,10 +351,13 @@ def bytecode() -> None:
 def run(
     url: str, workdir: Path, count: int, runs: int, prune: bool, reuse: bool = False
 ) -> dict[str, float]:
-    """Every measurement of target 3 on `url` (`reuse`: it is seeded already)."""
+    """Every measurement of target 3 on `url` (`reuse`: it is seeded already, with however
+    many messages it holds: `messages` in the figures)."""
     bytecode()
     seeded = asyncio.run(fill(url, count, reuse))
+    count = seeded["messages"]
     figures = serve_and_read(url, workdir, runs)
+    figures["messages"] = count
     size = files_size(workdir) if url.startswith("sqlite") else asyncio.run(size_on_disk(url))
     figures["ratio"] = size / max(1, seeded["raw"])
     print(f"raw bytes {seeded['raw']:,}; database {size:,} ({figures['ratio']:.2f}x)", flush=True)
@@ -351,8 +372,8 @@ def run(
     return figures
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Parse the options, run on SQLite or PostgreSQL, print the targets."""
+def options(argv: list[str] | None) -> argparse.Namespace:
+    """The command line's options."""
     p = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     p.add_argument("--count", type=int, default=1_000_000, help="messages (1,000,000)")
     p.add_argument("--pg", help="a PostgreSQL URL: a fresh database is made beside it")
@@ -360,25 +381,37 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-prune", action="store_true", help="skip the retention run")
     p.add_argument(
         "--keep",
-        type=Path,
-        help="SQLite: seed into DIR/relay.db and keep it; a later run with the same DIR and"
-        " --no-prune measures it again without seeding",
+        metavar="DIR|NAME",
+        help="SQLite: seed into DIR/relay.db and keep it; with --pg: seed into the database"
+        " relay_scale_NAME beside the one named and keep it; a later run with the same"
+        " --keep (and --no-prune, which leaves it as seeded) measures it again without"
+        " seeding",
     )
     args = p.parse_args(argv)
+    if args.pg and args.keep and not re.fullmatch(r"[a-z0-9_]{1,40}", args.keep):
+        p.error("--keep NAME with --pg: lower-case letters, digits and _ only")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the options, run on SQLite or PostgreSQL, print the targets."""
+    args = options(argv)
     print(f"machine: {machine()}", flush=True)
     kind = "PostgreSQL" if args.pg else "SQLite"
+    prune = not args.no_prune
     if args.keep and not args.pg:
-        args.keep.mkdir(parents=True, exist_ok=True)
-        reuse = (args.keep / "relay.db").exists()
-        url = f"sqlite+aiosqlite:///{args.keep.resolve() / 'relay.db'}"
-        figures = run(url, args.keep, args.count, args.runs, not args.no_prune, reuse)
+        workdir = Path(args.keep)
+        workdir.mkdir(parents=True, exist_ok=True)
+        with database(None, workdir) as (url, reuse):
+            figures = run(url, workdir, args.count, args.runs, prune, reuse)
     else:
-        with tempfile.TemporaryDirectory(prefix="relay-scale-") as tmp:
-            workdir = Path(tmp)
-            with database(args.pg, workdir) as url:
-                figures = run(url, workdir, args.count, args.runs, not args.no_prune)
+        with (
+            tempfile.TemporaryDirectory(prefix="relay-scale-") as tmp,
+            database(args.pg, Path(tmp), args.keep) as (url, reuse),
+        ):
+            figures = run(url, Path(tmp), args.count, args.runs, prune, reuse)
     print()
-    print(report(args.count, figures, kind))
+    print(report(int(figures["messages"]), figures, kind))
     return 0
 
 
