@@ -65,7 +65,7 @@ async def test_new_mail_is_compressed_and_found_as_before(mysql_url: str) -> Non
     body = f"{words} Die Überweisung für das Café ist 50% erledigt"
     async with open_store(mysql_url) as store:
         new = await add(store, message("Quartalszahlen", body))
-        other = await add(store, message("Plain", "a cafe at 500 metres"))
+        other = await add(store, message("Plain", "a cafe at 500 metres, C:\\Temp"))
         stored = await stored_text(store, new)
         assert len(stored) <= len(body) // 4
         assert unpack_mysql_text(stored).rstrip().endswith("für das café ist 50% erledigt")
@@ -75,6 +75,7 @@ async def test_new_mail_is_compressed_and_found_as_before(mysql_url: str) -> Non
         assert await found(store, "cafe") == [other]
         assert await found(store, "50%") == [new]
         assert await found(store, "0_m") == []
+        assert await found(store, "c:\\temp") == [other]
         assert await found(store, "die überweisung") == [new]
 
 

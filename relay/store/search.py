@@ -187,7 +187,8 @@ def fts_query(value: str) -> str:
 
 
 class _MysqlText(ColumnElement[str]):
-    """MySQL: message_text.text, compressed at rest, as text (relay.store.rawzip)."""
+    """MySQL: message_text.text, compressed at rest, decompressed (relay.store.rawzip);
+    typed as text, so that a LIKE pattern beside it is bound as text."""
 
     inherit_cache = True
     type = Text()
