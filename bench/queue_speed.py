@@ -29,7 +29,7 @@ from relay import ids
 from relay.config import Config, StorageConfig
 from relay.store import ErrorKey, QueueFilter, Store
 from relay.store.error_key import normalize
-from relay.store.rawzip import pack
+from relay.store.rawzip import pack, text_at_rest
 from relay.store.schema import message, message_raw, message_text, recipient
 from web import create_app
 
@@ -46,7 +46,9 @@ REPLIES = [
 STATUSES = ["deferred"] * 6 + ["failed"] * 3 + ["held"]
 
 
-def _rows(n: int, start: float, rng: random.Random) -> dict[str, list[dict[str, Any]]]:
+def _rows(
+    n: int, start: float, rng: random.Random, dialect: str
+) -> dict[str, list[dict[str, Any]]]:
     rows: dict[str, list[dict[str, Any]]] = {"message": [], "raw": [], "text": [], "rcpt": []}
     for i in range(n):
         when = start + i
@@ -64,7 +66,7 @@ def _rows(n: int, start: float, rng: random.Random) -> dict[str, list[dict[str, 
         )  # fmt: skip
         stored = pack(raw)  # compressed, as ingest stores it
         rows["raw"].append({"message_id": mid, "data": stored.data, "encoding": stored.encoding})
-        rows["text"].append({"message_id": mid, "text": subject.lower()})
+        rows["text"].append({"message_id": mid, "text": text_at_rest(subject.lower(), dialect)})
         for j in range(3):
             site = rng.randrange(40)
             domain = f"site{site}.example"
@@ -95,7 +97,7 @@ async def seed(store: Store, count: int, batch: int = 1000) -> float:
     done = 0
     while done < messages:
         n = min(batch, messages - done)
-        rows = _rows(n, start + done, rng)
+        rows = _rows(n, start + done, rng, store.db.dialect)
         async with store.db.writer.begin() as conn:
             await conn.execute(insert(message), rows["message"])
             await conn.execute(insert(message_raw), rows["raw"])

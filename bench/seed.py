@@ -23,7 +23,7 @@ from relay.config import Config
 from relay.ingest import Origin, submit
 from relay.mime.summary import TEXT_LIMIT
 from relay.store import Store
-from relay.store.rawzip import pack, pack_text
+from relay.store.rawzip import pack, text_at_rest
 from relay.store.schema import message, message_raw, message_text, recipient
 from relay.store.search import search_text
 
@@ -43,10 +43,10 @@ LARGE_SIZE = 1024 * 1024
 
 
 def _message_rows(
-    n: int, start: float, size: int = 0, sqlite: bool = False
+    n: int, start: float, size: int = 0, dialect: str = ""
 ) -> dict[str, list[dict[str, Any]]]:
     """Rows of `n` messages; bodies of 80 to 400 words, or of about `size` bytes; stored
-    as ingest stores them (relay.store.rawzip: on SQLite, `sqlite`, the text compressed)."""
+    as ingest stores them on the database `dialect` names (relay.store.rawzip)."""
     rng = random.Random(n + int(start))
     rows: dict[str, list[dict[str, Any]]] = {"message": [], "raw": [], "text": [], "rcpt": []}
     for i in range(n):
@@ -73,7 +73,7 @@ def _message_rows(
         stored = pack(raw)  # compressed, as ingest stores it
         rows["raw"].append({"message_id": mid, "data": stored.data, "encoding": stored.encoding})
         text = search_text(subject, [sender, to], body, TEXT_LIMIT)
-        rows["text"].append({"message_id": mid, "text": pack_text(text) if sqlite else text})
+        rows["text"].append({"message_id": mid, "text": text_at_rest(text, dialect)})
         status = rng.choice(STATUS_MIX)
         rows["rcpt"].append(
             {
@@ -102,7 +102,7 @@ async def seed(store: Store, count: int, batch: int = 2000, size: int = 0) -> fl
     done = 0
     while done < count:
         n = min(batch, count - done)
-        rows = _message_rows(n, start + done * 0.5, size, store.db.is_sqlite)
+        rows = _message_rows(n, start + done * 0.5, size, store.db.dialect)
         async with store.db.writer.begin() as conn:
             await conn.execute(insert(message), rows["message"])
             await conn.execute(insert(message_raw), rows["raw"])

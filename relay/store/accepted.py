@@ -15,7 +15,7 @@ from relay import address, tagging
 from relay.mime.summary import TEXT_LIMIT, Summary
 from relay.status import Status
 from relay.store.chunks import chunked, split
-from relay.store.rawzip import Stored, pack, pack_text
+from relay.store.rawzip import Stored, pack, text_at_rest
 from relay.store.schema import (
     message,
     message_raw,
@@ -110,10 +110,10 @@ def insert_rows(conn: Connection, batch: Sequence[MessageRows]) -> None:
         conn.execute(_CHUNKS, row)
 
 
-def message_rows(new: NewMessage, sqlite: bool = False) -> MessageRows:
+def message_rows(new: NewMessage, dialect: str = "") -> MessageRows:
     """The rows of an accepted message, recipients deduplicated (first spelling kept);
-    its raw bytes compressed, and on SQLite (`sqlite`) its search text too
-    (relay.store.rawzip)."""
+    its raw bytes compressed, and its search text as the database `dialect` names keeps
+    it (relay.store.rawzip.text_at_rest; "": as it is)."""
     seen: set[str] = set()
     recipients: list[dict[str, Any]] = []
     for rcpt in new.recipients:
@@ -164,7 +164,7 @@ def message_rows(new: NewMessage, sqlite: bool = False) -> MessageRows:
     return MessageRows(
         row,
         {"message_id": new.id, "data": stored.data, "encoding": stored.encoding},
-        {"message_id": new.id, "text": pack_text(text) if sqlite else text},
+        {"message_id": new.id, "text": text_at_rest(text, dialect)},
         recipients,
         tag_rows(new.id, new.tags),
     )

@@ -84,8 +84,10 @@ class Database:
     def __init__(self, storage: StorageConfig) -> None:
         self.storage = storage
         self.url = make_url(storage.url)
-        self.is_sqlite = self.url.get_backend_name() == "sqlite"
-        self.is_mysql = mysql.is_mysql(self.url.get_backend_name())
+        self.dialect = self.url.get_backend_name()
+        """The database's kind as SQLAlchemy names it: sqlite, postgresql, mysql, mariadb."""
+        self.is_sqlite = self.dialect == "sqlite"
+        self.is_mysql = mysql.is_mysql(self.dialect)
         self.origin = secrets.token_hex(8)
         """Tags this process's NOTIFY payloads, so that it does not hear itself twice."""
         if self.is_sqlite:

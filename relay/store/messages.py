@@ -170,16 +170,18 @@ class Messages:
         Returns only after the commit: the caller may then answer 250. The SMTP path goes
         through `Store.add_message`, which groups concurrent messages into one commit.
         `compress=False` writes the raw bytes and search text as a relay before revision
-        0011 did: as they are, naming no `encoding` column (what tests of the migrations
-        write).
+        0011 did (and on MySQL before 0012): as they are, naming no `encoding` column
+        (what tests of the migrations write).
         """
-        rows = message_rows(new, self.db.is_sqlite and compress)
+        rows = message_rows(new, self.db.dialect if compress else "")
         if rows.message["mailbox"] == DEFAULT_MAILBOX:
             # The column's server default says the same: left out, the insert also fits a
             # schema from before revision 0008 (what tests of the migrations write).
             del rows.message["mailbox"]
         if not compress:
             rows = dataclasses.replace(rows, raw={"message_id": new.id, "data": new.raw})
+            if self.db.is_mysql:  # UTF-8 bytes, as the schema's binary column takes them
+                rows.text["text"] = rows.text["text"].encode()
         async with self.db.writer.begin() as conn:
             await conn.run_sync(insert_rows, [rows])
             await self.db.notify(conn, "message", [new.id])

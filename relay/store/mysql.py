@@ -13,7 +13,8 @@ The engine (asyncmy, docs/operations.md says why):
 
 Types (DDL only; what the code reads and writes is the same): Float is a 4-byte FLOAT on
 MySQL, too coarse for epoch seconds, so it becomes DOUBLE; Text is 64 KB at most there, so
-it becomes LONGTEXT; LargeBinary becomes LONGBLOB. Every table is created with
+it becomes LONGTEXT; LargeBinary becomes LONGBLOB (message_text.text too: compressed
+there, relay.store.rawzip). Every table is created with
 `utf8mb4` and the binary collation `utf8mb4_bin`: text compares as its bytes do, as on
 PostgreSQL and SQLite, so "Tag" and "tag", or "é" and "e", stay two values where the schema
 says so.

@@ -38,7 +38,7 @@ from sqlalchemy import (
     text,
 )
 
-from relay.store.mysql import key_text
+from relay.store.mysql import DIALECTS, key_text
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -101,8 +101,10 @@ message_text = Table(
     Column(
         "message_id", String(26), ForeignKey("message.id", ondelete="CASCADE"), primary_key=True
     ),
-    # Lower-cased subject, addresses and body text (bounded) that free-text search looks in.
-    Column("text", Text, nullable=False),
+    # Lower-cased subject, addresses and body text (bounded) that free-text search looks in;
+    # compressed at rest on SQLite (since 0011) and MySQL (a LONGBLOB since 0012): read
+    # and written only as relay.store.rawzip says.
+    Column("text", Text().with_variant(LargeBinary(), *DIALECTS), nullable=False),
 )
 
 recipient = Table(

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Boolean,
     ColumnElement,
     Integer,
+    Text,
     and_,
     case,
     exists,
@@ -48,7 +49,7 @@ from relay.query import (
 )
 from relay.status import PRECEDENCE, Status
 from relay.store.checks import LINK_KINDS, Kind
-from relay.store.rawzip import TEXT_SQL
+from relay.store.rawzip import MYSQL_TEXT_SQL, TEXT_SQL
 from relay.store.schema import message, message_check, message_tag, message_text, recipient
 
 TRIGRAM = 3
@@ -67,9 +68,9 @@ text_rowid: ColumnElement[int] = literal_column("message_text.rowid", Integer)
 
 
 class ByDialect(ColumnElement[bool]):
-    """One condition on SQLite, another on other databases (PostgreSQL its own when
-    given), chosen as the statement is compiled (the filters are built without knowing
-    the database)."""
+    """One condition on SQLite, another on other databases (PostgreSQL and MySQL their
+    own when given), chosen as the statement is compiled (the filters are built without
+    knowing the database)."""
 
     inherit_cache = True
     type = Boolean()
@@ -77,6 +78,7 @@ class ByDialect(ColumnElement[bool]):
         ("sqlite", InternalTraversal.dp_clauseelement),
         ("other", InternalTraversal.dp_clauseelement),
         ("postgresql", InternalTraversal.dp_clauseelement),
+        ("mysql", InternalTraversal.dp_clauseelement),
     ]
 
     def __init__(
@@ -84,10 +86,12 @@ class ByDialect(ColumnElement[bool]):
         sqlite: ColumnElement[bool],
         other: ColumnElement[bool],
         postgresql: ColumnElement[bool] | None = None,
+        mysql: ColumnElement[bool] | None = None,
     ) -> None:
         self.sqlite = sqlite
         self.other = other
         self.postgresql = other if postgresql is None else postgresql
+        self.mysql = other if mysql is None else mysql
 
 
 @compiles(ByDialect)
@@ -98,6 +102,12 @@ def _compile_other(element: ByDialect, compiler: SQLCompiler, **kw: Any) -> str:
 @compiles(ByDialect, "postgresql")
 def _compile_postgresql(element: ByDialect, compiler: SQLCompiler, **kw: Any) -> str:
     return compiler.process(element.postgresql, **kw)
+
+
+@compiles(ByDialect, "mysql")
+@compiles(ByDialect, "mariadb")
+def _compile_mysql(element: ByDialect, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(element.mysql, **kw)
 
 
 @compiles(ByDialect, "sqlite")
@@ -176,12 +186,30 @@ def fts_query(value: str) -> str:
     return " AND ".join(f'"{gram}"' for gram in grams)
 
 
+class _MysqlText(ColumnElement[str]):
+    """MySQL: message_text.text, compressed at rest, decompressed (relay.store.rawzip);
+    typed as text, so that a LIKE pattern beside it is bound as text."""
+
+    inherit_cache = True
+    type = Text()
+    _traverse_internals = [("stored", InternalTraversal.dp_clauseelement)]  # noqa: RUF012
+
+    def __init__(self, stored: ColumnElement[Any]) -> None:
+        self.stored = stored
+
+
+@compiles(_MysqlText)
+def _compile_mysql_text(element: _MysqlText, compiler: SQLCompiler, **kw: Any) -> str:
+    return MYSQL_TEXT_SQL.format(compiler.process(element.stored, **kw))
+
+
 def _text_scan(value: str) -> ColumnElement[bool]:
-    """The search text holds `value`: on SQLite, where it may be compressed, read through
-    relay.store.rawzip's SQL function."""
+    """The search text holds `value`: on SQLite and MySQL, where it is compressed, read
+    as relay.store.rawzip says."""
     pattern = like_pattern(value)
-    plain = getattr(func, TEXT_SQL)(message_text.c.text).like(pattern, escape="\\")
-    return ByDialect(plain, message_text.c.text.like(pattern, escape="\\"))
+    sqlite = getattr(func, TEXT_SQL)(message_text.c.text).like(pattern, escape="\\")
+    mysql = _MysqlText(message_text.c.text).like(pattern, escape="\\")
+    return ByDialect(sqlite, message_text.c.text.like(pattern, escape="\\"), mysql=mysql)
 
 
 def _text_condition(value: str) -> ColumnElement[bool]:

@@ -109,7 +109,7 @@ class Store:
         only after the commit that holds `new`, so the caller may answer 250. Recipients
         handed to the worker in that commit (relay.store.batch) wake no claim.
         """
-        rows = message_rows(new, self.db.is_sqlite)
+        rows = message_rows(new, self.db.dialect)
         events = self.outbox.received(new)
         if events:
             rows = dataclasses.replace(rows, events=events)
