@@ -96,7 +96,7 @@ async def seed(store: Store, count: int, batch: int = 2000, size: int = 0) -> fl
     started = time.perf_counter()
     start = time.time() - count
     if not (store.db.is_sqlite or store.db.is_mysql):
-        make_rows = functools.partial(_message_rows, size=size, sqlite=False)
+        make_rows = functools.partial(_message_rows, size=size, dialect="postgresql")
         await pgseed.seed(store, count, batch, start, make_rows)
         return time.perf_counter() - started
     done = 0
