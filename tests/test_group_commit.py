@@ -104,6 +104,17 @@ async def test_a_lone_message_is_committed_at_once(store: Store, commits: list[i
     assert len(commits) == 1
 
 
+async def test_waiting_says_whether_handed_over_mail_awaits_its_commit(store: Store) -> None:
+    """`waiting()` (what retention gives way to) is true from the hand-over until the
+    commit, false before and after."""
+    assert not store.committer.waiting()
+    adding = asyncio.create_task(store.add_message(new_message()))
+    await asyncio.sleep(0)  # handed over, not yet committed
+    assert store.committer.waiting()
+    await adding
+    assert not store.committer.waiting()
+
+
 async def test_one_bad_message_does_not_fail_its_batch(store: Store, outsider: AsyncEngine) -> None:
     """A message whose id clashes fails alone; the others of its batch are stored."""
     first = new_message()

@@ -130,6 +130,43 @@ async def test_a_pass_does_not_look_again_at_owned_mail_it_went_past(store: Stor
         assert any(looked in params for looked in done), params
 
 
+async def test_a_delete_waits_while_ingest_waits_for_its_commit(store: Store) -> None:
+    """No delete transaction starts while `ingest_waiting()` says mail awaits its commit;
+    the prune goes on once it is committed."""
+    old = [await add(store, 10 * DAY, Status.CAPTURED) for _ in range(3)]
+    flipped: list[float] = []
+    deletes: list[float] = []
+
+    def spy(conn: object, cursor: object, statement: str, *_: object) -> None:
+        if statement.lstrip().upper().startswith("DELETE"):
+            deletes.append(time.monotonic())
+
+    def commit() -> None:
+        flipped.append(time.monotonic())
+
+    asyncio.get_running_loop().call_later(0.1, commit)
+    engine = store.db.writer.sync_engine
+    event.listen(engine, "before_cursor_execute", spy)
+    try:
+        gone = await retention.prune_older_than(
+            store.db, NOW - DAY, ingest_waiting=lambda: not flipped
+        )
+    finally:
+        event.remove(engine, "before_cursor_execute", spy)
+    assert sorted(gone) == sorted(old)
+    assert deletes and flipped
+    assert min(deletes) >= flipped[0]
+
+
+async def test_a_steady_stream_of_mail_does_not_stop_the_prune(store: Store) -> None:
+    """Ingest that never stops waiting holds each delete back `GIVE_WAY` at most."""
+    old = [await add(store, 10 * DAY, Status.CAPTURED) for _ in range(2)]
+    started = time.monotonic()
+    gone = await retention.prune_older_than(store.db, NOW - DAY, ingest_waiting=lambda: True)
+    assert sorted(gone) == sorted(old)
+    assert time.monotonic() - started >= retention.GIVE_WAY
+
+
 @pytest.mark.parametrize(
     ("text", "seconds"),
     [("7d", 7 * DAY), ("12h", 43200), ("30m", 1800), ("45s", 45), ("3600", 3600), ("1w", 604800)],

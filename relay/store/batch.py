@@ -186,6 +186,11 @@ class GroupCommit:
             return 0.0
         return time.monotonic() - self._last_active
 
+    def waiting(self) -> bool:
+        """Whether messages handed over wait for their commit (or it is under way): what
+        retention's deletes give way to, so that a 250 is not kept waiting behind them."""
+        return bool(self._pending) or self._committing
+
     def touch(self) -> None:
         """Another process (an SMTP helper) just committed a message: count it as this
         one's activity, so that what waits for ingest to be idle (the search indexer)

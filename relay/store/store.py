@@ -219,17 +219,26 @@ class Store:
         and the oldest beyond `max_messages` (0: no limit), in short transactions until
         done or `stopping()`; announce each that went."""
         gone: Gone = {}
+        waiting = self.committer.waiting  # ingest's 250s first
         if max_age > 0:
-            gone |= await retention.prune_older_than(self.db, now - max_age, stopping=stopping)
+            cutoff = now - max_age
+            gone |= await retention.prune_older_than(
+                self.db, cutoff, stopping=stopping, ingest_waiting=waiting
+            )
         if max_messages > 0 and not stopping():
-            gone |= await retention.prune_beyond(self.db, max_messages, stopping=stopping)
+            gone |= await retention.prune_beyond(
+                self.db, max_messages, stopping=stopping, ingest_waiting=waiting
+            )
         return self._gone(gone)
 
     async def purge(self, older_than: float, statuses: Collection[str] | None = None) -> list[str]:
         """Delete done-with mail received before `older_than` (epoch seconds) whose status
         is one of `statuses` (None: captured, delivered, failed or cancelled); never mail
         still queued, deferred, held or being sent. Announce each that went."""
-        return self._gone(await retention.prune_older_than(self.db, older_than, statuses=statuses))
+        gone = await retention.prune_older_than(
+            self.db, older_than, statuses=statuses, ingest_waiting=self.committer.waiting
+        )
+        return self._gone(gone)
 
     async def purgeable(self, older_than: float, statuses: Collection[str] | None = None) -> int:
         """How many messages `purge(older_than, statuses)` would delete now."""
