@@ -44,7 +44,7 @@ async def _seed(url: str, start: float, fast: bool) -> None:
     await store.open()
     try:
         if fast:
-            make_rows = functools.partial(_message_rows, size=0, sqlite=False)
+            make_rows = functools.partial(_message_rows, size=0, dialect="postgresql")
             await pgseed.seed(store, COUNT, BATCH, start, make_rows)
             return
         for done in range(0, COUNT, BATCH):
