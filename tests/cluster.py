@@ -89,13 +89,15 @@ tls = "none"
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
     def wait_ready(self) -> Node:
-        """Wait for the last start-up line ("mode ..."); fail with the log if it exits."""
+        """Wait for the process's own last start-up line ("mode ..."; a helper's, which may
+        come first, does not count); fail with the log if it exits."""
         deadline = time.monotonic() + START_TIMEOUT
         assert self.proc is not None
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise AssertionError(f"{self.name} exited {self.proc.returncode}:\n{self.log()}")
-            if " mode relay: " in self.log():
+            lines = self.log().splitlines()
+            if any(" mode relay: " in x and " smtp-helper-" not in x for x in lines):
                 return self
             time.sleep(0.05)
         raise AssertionError(f"{self.name} did not start:\n{self.log()}")
