@@ -171,11 +171,6 @@ def run_loop(coro: Coroutine[Any, Any, T]) -> T:
     return uvloop.run(coro)
 
 
-def percentile99(ordered: list[float]) -> float:
-    """The 99th percentile of sorted `ordered` (nearest rank)."""
-    return ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
-
-
 def report(
     args: argparse.Namespace,
     rss: tuple[float, float],
@@ -185,13 +180,13 @@ def report(
     null: list[float] | None = None,
 ) -> str:
     """The figures, then target 4 beside them."""
-    p99 = percentile99(times)
+    p99 = load.percentile(times, 0.99)
     floor = (
         []
         if not null
         else [
             f"the same against the aiosmtpd null handler: p50 {statistics.median(null):.1f} ms,"
-            f" p99 {percentile99(null):.1f} ms (the SMTP stack alone)"
+            f" p99 {load.percentile(null, 0.99):.1f} ms (the SMTP stack alone)"
         ]
     )
     lines = [

@@ -26,8 +26,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench import load, runner, servers
 from bench import relay as bench_relay
-from bench import runner, servers
 from bench.sinks import RelayToSink, Sink
 
 OUT = "RELAY_IDLE_TRACE"
@@ -111,11 +111,6 @@ def steps(events: list[tuple[float, str, str | None]]) -> dict[str, list[float]]
     return times
 
 
-def _quantile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
 def report(times: dict[str, list[float]], delay: bench_relay.Delay, messages: int) -> str:
     """The table of steps and the delay."""
     lines = [f"{'step (ms after the message reached the store)':<58}{'p50':>8}{'p90':>8}{'p99':>8}"]
@@ -124,10 +119,10 @@ def report(times: dict[str, list[float]], delay: bench_relay.Delay, messages: in
         if not values:
             lines.append(f"{what:<58}{'never':>8}")
             continue
-        row = "".join(f"{_quantile(values, q):8.2f}" for q in (0.5, 0.9, 0.99))
+        row = "".join(f"{load.percentile(sorted(values), q):8.2f}" for q in (0.5, 0.9, 0.99))
         share = "" if len(values) == messages else f"  ({len(values)} of {messages})"
         lines.append(f"{what:<58}{row}{share}")
-    p90 = _quantile(delay.samples, 0.9)
+    p90 = load.percentile(sorted(delay.samples), 0.9)
     lines.append(
         f"idle delay, our 250 → the sink's 250: p50 {delay.p50:.2f}  p90 {p90:.2f}"
         f"  p99 {delay.p99:.2f}  (mean {statistics.mean(delay.samples):.2f})"

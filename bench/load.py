@@ -146,9 +146,12 @@ class Latency:
     samples: int
 
 
-def _percentile(sorted_values: list[float], fraction: float) -> float:
-    index = min(len(sorted_values) - 1, round(fraction * (len(sorted_values) - 1)))
-    return sorted_values[index]
+def percentile(ordered: list[float], fraction: float) -> float:
+    """The `fraction` percentile of sorted values, nearest rank (-1 when none): the one
+    every bench prints its p50 and p99 with."""
+    if not ordered:
+        return -1.0
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 class Client:
@@ -209,4 +212,4 @@ def sequential_latency(port: int, messages: int, size: int, warmup: int = 20) ->
             if i >= warmup:
                 times.append((time.perf_counter() - start) * 1000)
     times.sort()
-    return Latency(statistics.median(times), _percentile(times, 0.99), len(times))
+    return Latency(statistics.median(times), percentile(times, 0.99), len(times))

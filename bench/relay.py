@@ -75,8 +75,7 @@ class Delay:
     @property
     def p99(self) -> float:
         """The 99th percentile."""
-        index = min(len(self.samples) - 1, round(0.99 * (len(self.samples) - 1)))
-        return self.samples[index]
+        return load.percentile(self.samples, 0.99)
 
 
 @dataclass

@@ -234,8 +234,8 @@ def serve_and_read(url: str, workdir: Path, runs: int) -> dict[str, float]:
         figures["stats"] = stats_seconds(workdir / "relay.toml")
         with ingesting(relay.port) as latencies:  # the same client without a prune
             time.sleep(10)
-        figures["base_p50"] = percentile(latencies, 0.5)
-        figures["base_p99"] = percentile(latencies, 0.99)
+        figures["base_p50"] = load.percentile(latencies, 0.5)
+        figures["base_p99"] = load.percentile(latencies, 0.99)
     finally:
         relay.stop()
     return figures
@@ -244,13 +244,6 @@ def serve_and_read(url: str, workdir: Path, runs: int) -> dict[str, float]:
 def total_messages(client: httpx.Client) -> int:
     """The number of stored messages, as the API's list reports it."""
     return int(client.get("/api/v1/messages?limit=1").json()["total"])
-
-
-def percentile(ordered: list[float], fraction: float) -> float:
-    """The `fraction` percentile of sorted values (-1 when none)."""
-    if not ordered:
-        return -1.0
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 @contextmanager
@@ -300,8 +293,8 @@ def prune_under_ingest(url: str, workdir: Path, count: int) -> dict[str, float]:
         relay.stop()
     return {
         "prune_seconds": took,
-        "p99": percentile(latencies, 0.99),
-        "p50": percentile(latencies, 0.5),
+        "p99": load.percentile(latencies, 0.99),
+        "p50": load.percentile(latencies, 0.5),
     }
 
 

@@ -163,9 +163,8 @@ async def prune_older_than(
     if statuses is not None and not set(statuses) <= set(DONE):
         raise ValueError(f"only {', '.join(DONE)} mail can be pruned")
     gone: Gone = {}
-    pace, cursor = Pace(batch), Cursor()
+    pace, cursor, older = Pace(batch), Cursor(), _older(cutoff, statuses)
     while True:
-        older = _older(cutoff, statuses)
         done, finished = await _delete_paced(
             db, pace, cursor, batch, *older, ingest_waiting=ingest_waiting
         )
