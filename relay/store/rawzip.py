@@ -55,8 +55,8 @@ IN_THREAD = 1 << 20
 
 TEXT_SQL = "relay_text"
 """The SQL function (SQLite) that gives a message_text.text value as text."""
-MYSQL_TEXT_SQL = "UNCOMPRESS({})"
-"""MySQL: a message_text.text value (the SQL `{}` names) as the text's UTF-8 bytes, which
+MYSQL_TEXT_SQL = "UNCOMPRESS"
+"""MySQL's SQL function that gives a message_text.text value as the text's UTF-8 bytes, which
 LIKE compares with the term's bytes: the results of the column's collation before
 revision 0012 (relay.store.mysql.COLLATION, utf8mb4_bin: a UTF-8 term is in a UTF-8 text
 exactly when its bytes are), without decoding each text (`CONVERT(... USING utf8mb4)

@@ -26,6 +26,7 @@ from sqlalchemy import (
     or_,
     select,
     true,
+    type_coerce,
 )
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -186,29 +187,14 @@ def fts_query(value: str) -> str:
     return " AND ".join(f'"{gram}"' for gram in grams)
 
 
-class _MysqlText(ColumnElement[str]):
-    """MySQL: message_text.text, compressed at rest, decompressed (relay.store.rawzip);
-    typed as text, so that a LIKE pattern beside it is bound as text."""
-
-    inherit_cache = True
-    type = Text()
-    _traverse_internals = [("stored", InternalTraversal.dp_clauseelement)]  # noqa: RUF012
-
-    def __init__(self, stored: ColumnElement[Any]) -> None:
-        self.stored = stored
-
-
-@compiles(_MysqlText)
-def _compile_mysql_text(element: _MysqlText, compiler: SQLCompiler, **kw: Any) -> str:
-    return MYSQL_TEXT_SQL.format(compiler.process(element.stored, **kw))
-
-
 def _text_scan(value: str) -> ColumnElement[bool]:
     """The search text holds `value`: on SQLite and MySQL, where it is compressed, read
     as relay.store.rawzip says."""
     pattern = like_pattern(value)
     sqlite = getattr(func, TEXT_SQL)(message_text.c.text).like(pattern, escape="\\")
-    mysql = _MysqlText(message_text.c.text).like(pattern, escape="\\")
+    # Typed as text, so that the LIKE pattern beside it is bound as text.
+    unpacked = type_coerce(getattr(func, MYSQL_TEXT_SQL)(message_text.c.text), Text())
+    mysql = unpacked.like(pattern, escape="\\")
     return ByDialect(sqlite, message_text.c.text.like(pattern, escape="\\"), mysql=mysql)
 
 
