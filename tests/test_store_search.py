@@ -207,19 +207,24 @@ MIXES = [
 async def test_counts_of_mixed_recipients_in_all_and_per_mailbox(store: Store) -> None:
     """Each message counts once, as the status its recipients make it show, in all and in
     its mailbox: the delivered count (the messages with a delivered recipient less those
-    with a queue one) too, with several delivered recipients or none but them."""
+    with a queue one) too, with several delivered recipients or none but them; and the
+    unread ones, counted in the same pass as the total."""
     made = {}
     for mix in MIXES:
         rcpts = {f"r{i}@example.org": status for i, status in enumerate(mix)}
         made[await add(store, message("Mixed", "m"), rcpts)] = message_status(mix)
+    await store.set_read(list(made)[:5], True)
     counts = await store.messages.counts()
     expected = {s.value: 0 for s in counts_module.SHOWN}
     for shown in made.values():
         expected[shown.value] += 1
     assert counts.total == len(MIXES) and counts.by_status == expected
+    assert counts.unread == len(MIXES) - 5
     assert expected["delivered"] == 4 and expected["queued"] == 2
-    assert (await store.messages.counts_in("default")).by_status == expected
-    assert sum((await store.messages.counts_in("elsewhere")).by_status.values()) == 0
+    in_mailbox = await store.messages.counts_in("default")
+    assert in_mailbox.by_status == expected and in_mailbox.unread == len(MIXES) - 5
+    elsewhere = await store.messages.counts_in("elsewhere")
+    assert sum(elsewhere.by_status.values()) == 0 and elsewhere.unread == 0
 
 
 async def test_paging_and_live_queries(store: Store) -> None:
