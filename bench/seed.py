@@ -92,7 +92,7 @@ async def seed(store: Store, count: int, batch: int = 2000, size: int = 0) -> fl
     RARE_WORD in its body; of about `size` bytes each, 0: 0.6 to 3 KB); deferred ones
     are due in 30 days. Return the seconds it took. On PostgreSQL by COPY with the
     rows made in a worker process and copied on two connections at once
-    (bench/pgseed.py), then ANALYZE, as autovacuum would shortly after a bulk load."""
+    (bench/pgseed.py), then VACUUM ANALYZE, as autovacuum would shortly after a bulk load."""
     started = time.perf_counter()
     start = time.time() - count
     if not (store.db.is_sqlite or store.db.is_mysql):
