@@ -231,3 +231,20 @@ def test_the_pace_of_deletes_keeps_each_transaction_short() -> None:
     assert pace.size == 500
     pace.took(retention.BUDGET * 0.75)  # within the budget: kept
     assert pace.size == 500
+
+
+def test_where_deletes_lock_only_rows_a_transaction_may_take_longer() -> None:
+    """With the budget of row locks, a delete transaction of 20 ms (most of it the fixed
+    cost of a PostgreSQL transaction) grows the next one, where SQLite's budget halves it."""
+    rows, sqlite = retention.Pace(500, retention.BUDGET_ROWS), retention.Pace(500)
+    for pace in (rows, sqlite):
+        pace.took(0.020)
+    assert (rows.size, sqlite.size) == (100, 25)
+
+
+async def test_the_prune_paces_itself_by_the_database(store: Store) -> None:
+    """SQLite's prune keeps to the short budget of its one write lock; PostgreSQL's and
+    MySQL's, whose deletes lock only rows, to the longer one."""
+    pace = retention.pace_for(store.db, 500)
+    wanted = retention.BUDGET if store.db.is_sqlite else retention.BUDGET_ROWS
+    assert (pace.budget, pace.most) == (wanted, 500)
