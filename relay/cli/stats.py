@@ -52,7 +52,7 @@ async def gather(config: Config) -> dict[str, Any]:
     oldest = recipients.oldest_deferred_at
     return {
         "database": {"url": db.display_url, "size": size},
-        "messages": {"total": total, "unread": unread, **messages.by_status},
+        "messages": {"total": messages.total, "unread": messages.unread, **messages.by_status},
         "recipients": recipients.by_status,
         "queue_depth": recipients.queue_depth,
         "oldest_deferred_age": None if oldest is None else round(time.time() - oldest, 1),

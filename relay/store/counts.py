@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import case, distinct, exists, false, func, select
+from sqlalchemy import ColumnElement, case, distinct, exists, false, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from relay.status import PRECEDENCE, Status
@@ -91,16 +91,17 @@ async def _count_showing(conn: AsyncConnection, status: Status, mailbox: str | N
     return int((await conn.execute(select(having - outranked))).scalar_one())
 
 
+def unread_count() -> ColumnElement[int]:
+    """An aggregate: how many of the rows counted are unread messages (every database:
+    MySQL has no FILTER clause)."""
+    return func.count(case((message.c.read == false(), 1)))
+
+
 async def count_totals(conn: AsyncConnection, mailbox: str | None = None) -> tuple[int, int]:
     """Messages in all and unread (of one mailbox, or of all), in one pass: at a million
     messages on PostgreSQL, 222 ms where the two counts apart took 349."""
-    unread = message.c.read == false()
-    if conn.dialect.name in ("mysql", "mariadb"):  # no FILTER clause
-        unread_count: Any = func.coalesce(func.sum(case((unread, 1), else_=0)), 0)
-    else:
-        unread_count = func.count().filter(unread)
     within = [message.c.mailbox == mailbox] if mailbox is not None else []
-    query = select(func.count(), unread_count).select_from(message).where(*within)
+    query = select(func.count(), unread_count()).select_from(message).where(*within)
     total, unread_total = (await conn.execute(query)).one()
     return int(total), int(unread_total)
 

@@ -13,8 +13,6 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Integer,
-    case,
-    false,
     func,
     literal_column,
     select,
@@ -26,7 +24,13 @@ from relay.query import Field
 from relay.status import message_status
 from relay.store.accepted import NewMessage, insert_rows, message_rows
 from relay.store.chunks import completed
-from relay.store.counts import Counts, RecipientStats, count_messages, count_recipients
+from relay.store.counts import (
+    Counts,
+    RecipientStats,
+    count_messages,
+    count_recipients,
+    unread_count,
+)
 from relay.store.database import Database
 from relay.store.memo import Memo
 from relay.store.notices import with_mailboxes
@@ -275,9 +279,8 @@ class Messages:
         return sum(m for m, _ in counted), sum(u for _, u in counted)
 
     async def _count_range(self, clauses: list[Any]) -> tuple[int, int]:
-        unread = func.coalesce(func.sum(case((message.c.read == false(), 1), else_=0)), 0)
         async with self.db.reader.connect() as conn:
-            query = select(func.count(), unread).select_from(message).where(*clauses)
+            query = select(func.count(), unread_count()).select_from(message).where(*clauses)
             matching, unread_matching = (await conn.execute(query)).one()
             return int(matching), int(unread_matching)
 
