@@ -99,7 +99,8 @@ def unread_count() -> ColumnElement[int]:
 
 async def count_totals(conn: AsyncConnection, mailbox: str | None = None) -> tuple[int, int]:
     """Messages in all and unread (of one mailbox, or of all), in one pass: at a million
-    messages on PostgreSQL, 222 ms where the two counts apart took 349."""
+    messages on PostgreSQL, 222 ms where the two counts apart took 349 (measured with FILTER;
+    `unread_count`'s count of a CASE took the same over a million rows)."""
     within = [message.c.mailbox == mailbox] if mailbox is not None else []
     query = select(func.count(), unread_count()).select_from(message).where(*within)
     total, unread_total = (await conn.execute(query)).one()
